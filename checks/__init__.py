@@ -1,0 +1,1 @@
+"""The built-in check kinds, one module each, registered under the ``opsctl.checks`` entry-point group."""

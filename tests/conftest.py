@@ -1,0 +1,55 @@
+"""Shared test fixtures: real services at the edges, skipped with a reason when absent (failed under CI=true)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+POSTGRES_HOST, POSTGRES_PORT = "127.0.0.1", 5432
+
+
+def need(available: bool, reason: str) -> None:
+    """Skip the calling test with ``reason`` unless ``available``; under CI=true, fail instead."""
+    if available:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"required service missing under CI=true: {reason}")
+    pytest.skip(reason)
+
+
+def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
+    """Return True if a TCP connection to host:port succeeds."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def need_executable(path: str, package: str) -> str:
+    """Return ``path`` if it is executable, else skip (fail under CI) naming the Debian package."""
+    found = shutil.which(path)
+    need(found is not None, f"{path} not found (Debian package {package})")
+    return found  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A SQLAlchemy URL of a fresh, empty PostgreSQL database, dropped after the session."""
+    need(port_open(POSTGRES_HOST, POSTGRES_PORT), f"PostgreSQL not reachable at {POSTGRES_HOST}:{POSTGRES_PORT}")
+    import psycopg
+
+    name = f"opsctl_test_{uuid.uuid4().hex[:12]}"
+    admin = f"host={POSTGRES_HOST} port={POSTGRES_PORT} user=postgres dbname=postgres"
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://postgres@{POSTGRES_HOST}:{POSTGRES_PORT}/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
