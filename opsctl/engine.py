@@ -1,0 +1,230 @@
+"""The engine: runs many checks at once, bounded; owns timeouts, retries, exceptions and
+soft/hard states, so that a check only has to observe and judge.
+
+Each check runs in a daemon thread of its own, at most ``concurrency`` at a time. A check that
+raises, returns garbage or outlives its timeout becomes UNKNOWN with the reason; a hung
+thread is abandoned (Python cannot kill a thread) and its slot given to the next check, so a
+hanging plugin costs one thread, never the run.
+
+Soft and hard states follow Nagios: a change away from the last hard state is *soft* and is
+re-checked after ``retry_interval`` until it has been seen ``max_attempts`` times in a row,
+when it becomes *hard*. Recovery to OK is hard at once.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from opsctl.contract import CheckResult, State, utc_now
+from opsctl.inventory import CheckInstance
+
+HARD, SOFT = "hard", "soft"
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """The remembered state of one check between runs (see ``transition``)."""
+
+    state: State
+    state_type: str
+    attempt: int
+    since: datetime
+    last_hard_state: State
+    last_hard_change: datetime
+
+
+def transition(previous: Status | None, state: State, now: datetime, max_attempts: int) -> Status:
+    """Given the previous status of a check (None if never run), the state just observed,
+    the time and ``max_attempts``, return the new status (Nagios soft/hard logic).
+    """
+    if previous is None:
+        if state == State.OK or max_attempts <= 1:
+            return Status(state, HARD, 1, now, state, now)
+        return Status(state, SOFT, 1, now, State.OK, now)
+    since = previous.since if state == previous.state else now
+    if state == State.OK:
+        if previous.last_hard_state == State.OK:
+            return Status(state, HARD, 1, since, State.OK, previous.last_hard_change)
+        return Status(state, HARD, 1, since, State.OK, now)
+    if previous.state_type == HARD and previous.state != State.OK:
+        # Already in a hard problem state: a change among problem states stays hard.
+        changed = state != previous.last_hard_state
+        return Status(state, HARD, max_attempts, since, state, now if changed else previous.last_hard_change)
+    attempt = 1 if previous.state == State.OK else previous.attempt + 1
+    if attempt >= max_attempts:
+        return Status(state, HARD, attempt, since, state, now)
+    return Status(state, SOFT, attempt, since, previous.last_hard_state, previous.last_hard_change)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One finished check: the result and the status it leads to."""
+
+    check: CheckInstance
+    result: CheckResult
+    status: Status
+    previous: Status | None
+
+    @property
+    def changed(self) -> bool:
+        return self.previous is None or self.previous.state != self.status.state
+
+
+class Sink(Protocol):
+    """Where outcomes go as they finish (the store, in practice)."""
+
+    def write(self, outcomes: Sequence[Outcome]) -> None: ...
+
+
+def run_check(check: CheckInstance) -> CheckResult:
+    """Given a check instance, run it once in the calling thread and return a well-formed
+    CheckResult: whatever the check raises or returns, the answer is a CheckResult.
+    """
+    started = utc_now()
+    clock = time.perf_counter()
+    try:
+        result = check.build().run(check.target)
+    except Exception as error:  # any failure inside a check is its UNKNOWN, not the engine's
+        reason = str(error) or type(error).__name__
+        result = CheckResult.unknown(f"check failed: {reason}", error=type(error).__name__)
+    else:
+        result = _validated(result)
+    return replace(result, started=started, duration=time.perf_counter() - clock)
+
+
+def _validated(result: Any) -> CheckResult:
+    if not isinstance(result, CheckResult):
+        return CheckResult.unknown(f"check returned {type(result).__name__}, expected a CheckResult")
+    if not isinstance(result.state, State):
+        try:
+            result = replace(result, state=State(int(result.state)))
+        except (TypeError, ValueError):
+            return CheckResult.unknown(f"check returned an invalid state {result.state!r}")
+    summary = result.summary if isinstance(result.summary, str) else str(result.summary)
+    # One line a person reads on a phone: keep only the first line.
+    first_line = summary.strip().splitlines()[0] if summary.strip() else result.state.name
+    return replace(result, summary=first_line)
+
+
+@dataclass(order=True)
+class _Pending:
+    ready_at: float
+    order: int
+    check: CheckInstance
+    previous: Status | None
+
+
+class Engine:
+    """Runs check instances concurrently and hands their outcomes to a sink."""
+
+    def __init__(
+        self,
+        *,
+        concurrency: int = 16,
+        sink: Sink | None = None,
+        flush_every: float = 1.0,
+        timeout_grace: float = 2.0,
+        retry: bool = True,
+        runner: Callable[[CheckInstance], CheckResult] = run_check,
+    ) -> None:
+        """``timeout_grace`` is added to each check's own timeout before the engine abandons
+        it, so that a check which honours its timeout can report its own precise reason.
+        ``retry`` off means soft states are recorded but not re-checked within this run.
+        """
+        self.concurrency = max(1, concurrency)
+        self.sink = sink
+        self.flush_every = flush_every
+        self.timeout_grace = timeout_grace
+        self.retry = retry
+        self.runner = runner
+
+    def run(
+        self,
+        checks: Iterable[CheckInstance],
+        previous: dict[str, Status] | None = None,
+        on_outcome: Callable[[Outcome], None] | None = None,
+    ) -> list[Outcome]:
+        """Given check instances and their previous statuses, run them all and return the
+        final outcome of each (after in-run retries), in the order the checks were given.
+        """
+        previous = previous or {}
+        order = itertools.count()
+        checks = list(checks)
+        heap: list[_Pending] = [_Pending(0.0, next(order), c, previous.get(c.id)) for c in checks]
+        heapq.heapify(heap)
+        finished: queue.SimpleQueue[tuple[int, CheckResult]] = queue.SimpleQueue()
+        running: dict[int, tuple[_Pending, float]] = {}
+        tokens = itertools.count()
+        final: dict[str, Outcome] = {}
+        unflushed: list[Outcome] = []
+        last_flush = time.monotonic()
+
+        def start(pending: _Pending) -> None:
+            token = next(tokens)
+            deadline = time.monotonic() + pending.check.spec.timeout.total_seconds() + self.timeout_grace
+            running[token] = (pending, deadline)
+
+            def work() -> None:
+                finished.put((token, self.runner(pending.check)))
+
+            threading.Thread(target=work, name=f"check {pending.check.id}", daemon=True).start()
+
+        def settle(pending: _Pending, result: CheckResult) -> None:
+            nonlocal last_flush
+            check = pending.check
+            now = result.started or utc_now()
+            status = transition(pending.previous, result.state, now, check.spec.max_attempts)
+            outcome = Outcome(check, result, status, pending.previous)
+            unflushed.append(outcome)
+            if on_outcome is not None:
+                on_outcome(outcome)
+            if self.retry and status.state_type == SOFT and status.state != State.OK:
+                delay = check.spec.retry_interval.total_seconds()
+                heapq.heappush(heap, _Pending(time.monotonic() + delay, next(order), check, status))
+            else:
+                final[check.id] = outcome
+            if self.sink is not None and time.monotonic() - last_flush >= self.flush_every:
+                self.sink.write(unflushed)
+                unflushed.clear()
+                last_flush = time.monotonic()
+
+        while heap or running:
+            now = time.monotonic()
+            while heap and len(running) < self.concurrency and heap[0].ready_at <= now:
+                start(heapq.heappop(heap))
+            waits = [deadline for _, deadline in running.values()]
+            if heap and len(running) < self.concurrency:
+                waits.append(heap[0].ready_at)
+            wait = max(0.0, min(waits) - time.monotonic()) if waits else 0.0
+            try:
+                token, result = finished.get(timeout=wait)
+            except queue.Empty:
+                token = None
+            if token is not None and token in running:
+                pending, _ = running.pop(token)
+                settle(pending, result)
+            now = time.monotonic()
+            for token, (pending, deadline) in list(running.items()):
+                if deadline <= now:
+                    del running[token]
+                    seconds = pending.check.spec.timeout.total_seconds()
+                    settle(pending, _timed_out(seconds))
+        if self.sink is not None and unflushed:
+            self.sink.write(unflushed)
+        return [final[c.id] for c in checks if c.id in final]
+
+
+def _timed_out(seconds: float) -> CheckResult:
+    return replace(
+        CheckResult.unknown(f"check timed out after {seconds:g}s", error="timeout"),
+        started=utc_now() - timedelta(seconds=seconds),
+        duration=seconds,
+    )

@@ -1,0 +1,755 @@
+"""The inventory: the sites a team looks after, their hosts, databases, log sources and
+endpoints, the checks attached to each, and the schedules — read from YAML into frozen
+pydantic models.
+
+Loading reports every error at once, each with its file, line and path, in two passes (as
+borgmatic does): first the schema of every section, then the rules that span fields — unique
+names, known check kinds and their configuration, references between targets, secrets.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from opsctl.contract import Check, CheckConfig
+from opsctl.duration import Duration
+
+# --------------------------------------------------------------------------- secrets
+
+_SECRET = re.compile(r"^(env|file):(.+)$")
+
+
+class SecretError(Exception):
+    """Raised when a secret reference cannot be resolved."""
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A reference to a secret (``env:NAME`` or ``file:/path``); the value is read only by
+    ``reveal()`` and never appears in ``str``/``repr``/JSON.
+    """
+
+    reference: str
+
+    @property
+    def scheme(self) -> str:
+        return self.reference.split(":", 1)[0]
+
+    @property
+    def target(self) -> str:
+        return self.reference.split(":", 1)[1]
+
+    def problem(self) -> str | None:
+        """Return why this secret cannot be resolved now, or None if it can (value unread)."""
+        if self.scheme == "env":
+            return None if self.target in os.environ else f"environment variable {self.target} is not set"
+        path = Path(self.target).expanduser()
+        if not path.is_file():
+            return f"secret file {path} does not exist"
+        if not os.access(path, os.R_OK):
+            return f"secret file {path} is not readable"
+        return None
+
+    def reveal(self) -> str:
+        """Return the secret's value. Raise SecretError naming the reference if unavailable."""
+        problem = self.problem()
+        if problem:
+            raise SecretError(f"secret {self.reference}: {problem}")
+        if self.scheme == "env":
+            return os.environ[self.target]
+        return Path(self.target).expanduser().read_text(encoding="utf-8").rstrip("\r\n")
+
+    def __str__(self) -> str:
+        return self.reference
+
+    def __repr__(self) -> str:
+        return f"Secret({self.reference!r})"
+
+
+def _secret(value: Any) -> Secret:
+    if isinstance(value, Secret):
+        return value
+    if isinstance(value, str) and _SECRET.match(value.strip()):
+        return Secret(value.strip())
+    # Never echo the value: it may be a password typed in by mistake.
+    raise PydanticCustomError(
+        "secret", 'expected a secret reference like "env:NAME" or "file:/path" (plain values are not allowed)'
+    )
+
+
+SecretRef = Annotated[Any, AfterValidator(_secret)]
+
+# --------------------------------------------------------------------------- models
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+def _check_name(value: str) -> str:
+    if not _NAME.match(value):
+        raise PydanticCustomError(
+            "name", "expected a name of letters, digits, '.', '_' and '-', starting with a letter or digit"
+        )
+    return value
+
+
+Name = Annotated[str, AfterValidator(_check_name)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Contact(Model):
+    name: str
+    role: str = Field("", description="e.g. A岗 / B岗 / hospital IT / vendor")
+    phone: str = ""
+    email: str = ""
+    wecom: str = ""
+
+
+class SlaPolicy(Model):
+    """Service-level targets of a site's contract (used by incidents and reports)."""
+
+    respond_within: Duration | None = None
+    resolve_within: Duration | None = None
+    onsite_within: Duration | None = None
+    emergency_plan_after: Duration | None = None
+
+
+class CheckSpec(BaseModel):
+    """One check attached to a target: the kind, the scheduling fields common to every kind,
+    and the kind's own configuration (every other key, validated against the kind's Config)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    kind: str
+    name: Name | None = None
+    enabled: bool = True
+    interval: Duration = timedelta(minutes=5)
+    timeout: Duration = timedelta(seconds=30)
+    max_attempts: int = Field(1, ge=1, le=20)
+    retry_interval: Duration = timedelta(minutes=1)
+
+    COMMON: ClassVar[frozenset[str]] = frozenset(
+        {"kind", "name", "enabled", "interval", "timeout", "max_attempts", "retry_interval"}
+    )
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The kind-specific keys as written in the inventory."""
+        return dict(self.model_extra or {})
+
+
+class Target(Model):
+    target_type: ClassVar[str] = ""
+
+    name: Name
+    enabled: bool = True
+    tags: list[str] = []
+    checks: list[CheckSpec] = []
+
+
+class SshSettings(Model):
+    user: str = "root"
+    port: int = Field(22, ge=1, le=65535)
+    key: SecretRef | None = None
+    password: SecretRef | None = None
+    via: str | None = None
+    accept_new_host_key: bool = False
+
+
+class Host(Target):
+    target_type: ClassVar[str] = "host"
+
+    address: str = "127.0.0.1"
+    transport: Literal["local", "ssh", "agent"] = "local"
+    ssh: SshSettings | None = None
+
+
+class Database(Target):
+    target_type: ClassVar[str] = "database"
+
+    engine: Literal["postgresql", "mysql", "mariadb", "oracle", "dm", "sqlserver"]
+    host: str = "127.0.0.1"
+    port: int | None = Field(None, ge=1, le=65535)
+    database: str | None = None
+    user: str | None = None
+    password: SecretRef | None = None
+
+    @property
+    def address(self) -> str:
+        return self.host
+
+
+class LogSource(Target):
+    target_type: ClassVar[str] = "log"
+
+    path: str
+    host: str | None = Field(None, description="name of the host the file is on; the local machine if absent")
+    encoding: str = "utf-8"
+
+
+class Endpoint(Target):
+    target_type: ClassVar[str] = "endpoint"
+
+    url: str | None = None
+    address: str | None = None
+    port: int | None = Field(None, ge=1, le=65535)
+
+    @model_validator(mode="after")
+    def _url_or_address(self) -> Endpoint:
+        if not self.url and not self.address:
+            raise PydanticCustomError("endpoint", "an endpoint needs a url or an address")
+        if self.url and not re.match(r"^[a-z][a-z0-9+.\-]*://", self.url):
+            raise PydanticCustomError("endpoint", "url must start with a scheme such as https://")
+        return self
+
+
+def _check_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise PydanticCustomError("timezone", 'expected an IANA time zone like "Asia/Shanghai"') from None
+    return value
+
+
+class Site(Model):
+    """A hospital or system under contract."""
+
+    name: Name
+    title: str = ""
+    timezone: Annotated[str, AfterValidator(_check_timezone)] = "Asia/Shanghai"
+    enabled: bool = True
+    contacts: list[Contact] = []
+    sla: SlaPolicy = SlaPolicy()
+    hosts: list[Host] = []
+    databases: list[Database] = []
+    logs: list[LogSource] = []
+    endpoints: list[Endpoint] = []
+
+    def targets(self) -> Iterator[Target]:
+        """Yield every target of the site, hosts first."""
+        yield from self.hosts
+        yield from self.databases
+        yield from self.logs
+        yield from self.endpoints
+
+
+class Schedule(Model):
+    """A cron job the scheduler runs (``opsctl server``)."""
+
+    name: Name
+    cron: str
+    job: Literal["inspect", "report", "export", "runbook"] = "inspect"
+    site: str | None = None
+    kinds: list[str] = []
+    timezone: Annotated[str, AfterValidator(_check_timezone)] | None = None
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value)
+        except ValueError as error:
+            raise PydanticCustomError(
+                "cron",
+                'expected a cron expression like "0 8 * * *" (minute hour day month weekday): {reason}',
+                {"reason": str(error)},
+            ) from None
+        return value
+
+
+class StoreSettings(Model):
+    url: str | None = Field(None, description="SQLAlchemy URL or SQLite file path of the store")
+
+
+class Inventory(Model):
+    include: list[str] = []
+    store: StoreSettings = StoreSettings()
+    sites: list[Site] = []
+    schedules: list[Schedule] = []
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryError:
+    """One problem found in an inventory, with where it is."""
+
+    file: str
+    line: int | None
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where} {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class InventoryInvalid(Exception):
+    """Raised with every error found in an inventory."""
+
+    def __init__(self, errors: list[InventoryError]) -> None:
+        super().__init__("\n".join(str(e) for e in errors))
+        self.errors = errors
+
+
+def format_path(loc: Iterable[str | int]) -> str:
+    """Given a location tuple, return ``sites[0].hosts[2].checks[1].warn``."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+# --------------------------------------------------------------------------- YAML with lines
+
+
+@dataclass
+class _Document:
+    """One parsed YAML file: its data and the line of every path in it."""
+
+    file: str
+    data: Any
+    lines: dict[tuple, int] = field(default_factory=dict)
+
+    def line_of(self, loc: tuple) -> int | None:
+        for end in range(len(loc), -1, -1):
+            line = self.lines.get(tuple(loc[:end]))
+            if line is not None:
+                return line
+        return None
+
+
+def _read_yaml(path: Path, shown: str, errors: list[InventoryError]) -> _Document | None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        errors.append(InventoryError(shown, None, "", f"cannot read: {error.strerror or error}"))
+        return None
+    except UnicodeDecodeError as error:
+        errors.append(InventoryError(shown, None, "", f"not UTF-8 text: {error.reason} at byte {error.start}"))
+        return None
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else {}
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = mark.line + 1 if mark else None
+        problem = error.problem or error.context or "invalid YAML"
+        errors.append(InventoryError(shown, line, "", f"invalid YAML: {problem}"))
+        return None
+    except yaml.YAMLError as error:
+        errors.append(InventoryError(shown, None, "", f"invalid YAML: {error}"))
+        return None
+    finally:
+        loader.dispose()
+    document = _Document(shown, data)
+    if node is not None:
+        _record_lines(node, (), document, errors)
+    if not isinstance(data, dict):
+        errors.append(InventoryError(shown, 1, "", "expected a mapping with keys such as sites:, schedules:"))
+        return None
+    return document
+
+
+def _record_lines(node: yaml.Node, loc: tuple, document: _Document, errors: list[InventoryError]) -> None:
+    document.lines[loc] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
+            if key == "<<":
+                continue
+            if key in seen:
+                errors.append(
+                    InventoryError(document.file, key_node.start_mark.line + 1, format_path((*loc, key)), "duplicate key")
+                )
+            seen.add(key)
+            document.lines.setdefault((*loc, key), key_node.start_mark.line + 1)
+            _record_lines(value_node, (*loc, key), document, errors)
+            document.lines[(*loc, key)] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _record_lines(item, (*loc, index), document, errors)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+@dataclass(frozen=True)
+class CheckInstance:
+    """A check ready to run: its identity, its target and its validated configuration."""
+
+    id: str
+    site: Site
+    target: Target
+    spec: CheckSpec
+    name: str
+    config: CheckConfig
+    check_class: type[Check]
+
+    @property
+    def kind(self) -> str:
+        return self.spec.kind
+
+    def build(self) -> Check:
+        """Return a new Check object for one run."""
+        return self.check_class(self.config, timeout=self.spec.timeout.total_seconds())
+
+
+@dataclass(frozen=True)
+class LoadedInventory:
+    """A valid inventory and its checks."""
+
+    path: Path
+    inventory: Inventory
+    checks: list[CheckInstance]
+    files: list[str]
+
+    def select(
+        self,
+        *,
+        sites: Iterable[str] = (),
+        targets: Iterable[str] = (),
+        kinds: Iterable[str] = (),
+        tags: Iterable[str] = (),
+        include_disabled: bool = False,
+    ) -> list[CheckInstance]:
+        """Return the checks that match every given filter (an empty filter matches all)."""
+        sites, targets, kinds, tags = set(sites), set(targets), set(kinds), set(tags)
+        chosen = []
+        for check in self.checks:
+            if not include_disabled and not (check.site.enabled and check.target.enabled and check.spec.enabled):
+                continue
+            if sites and check.site.name not in sites:
+                continue
+            if targets and check.target.name not in targets:
+                continue
+            if kinds and check.kind not in kinds:
+                continue
+            if tags and not tags & set(check.target.tags):
+                continue
+            chosen.append(check)
+        return chosen
+
+
+@dataclass
+class _Origin:
+    """Where the n-th element of a merged top-level list came from."""
+
+    document: _Document
+    key: str
+    index: int
+
+
+def load(path: str | os.PathLike[str], *, check_secrets: bool = True) -> LoadedInventory:
+    """Given the path of an inventory file, return the LoadedInventory.
+
+    ``include:`` entries (paths or glob patterns, relative to the including file) add the
+    ``sites`` and ``schedules`` of other files. Raise InventoryInvalid with every error found.
+    """
+    root = Path(path)
+    errors: list[InventoryError] = []
+    merged: dict[str, list[Any]] = {"sites": [], "schedules": []}
+    origins: dict[str, list[_Origin]] = {"sites": [], "schedules": []}
+    top: dict[str, Any] = {}
+    documents: list[_Document] = []
+
+    def visit(file: Path, shown: str, stack: tuple[Path, ...]) -> None:
+        document = _read_yaml(file, shown, errors)
+        if document is None:
+            return
+        documents.append(document)
+        data = document.data
+        is_root = not stack
+        for key, value in data.items():
+            if key in merged:
+                if not isinstance(value, list):
+                    errors.append(
+                        InventoryError(shown, document.line_of((key,)), key, "expected a list")
+                    )
+                    continue
+                for index, element in enumerate(value):
+                    merged[key].append(element)
+                    origins[key].append(_Origin(document, key, index))
+            elif key == "include":
+                continue
+            elif is_root:
+                top[key] = value
+            else:
+                errors.append(
+                    InventoryError(
+                        shown, document.line_of((key,)), str(key),
+                        "unknown key in an included file; expected sites, schedules or include",
+                    )
+                )
+        includes = data.get("include", [])
+        if isinstance(includes, str):
+            includes = [includes]
+        if not isinstance(includes, list):
+            errors.append(InventoryError(shown, document.line_of(("include",)), "include", "expected a list of paths"))
+            return
+        for index, pattern in enumerate(includes):
+            line = document.line_of(("include", index))
+            where = format_path(("include", index))
+            if not isinstance(pattern, str):
+                errors.append(InventoryError(shown, line, where, "expected a path or glob pattern"))
+                continue
+            full = str(Path(os.path.expanduser(pattern)) if os.path.isabs(os.path.expanduser(pattern)) else file.parent / pattern)
+            matches = sorted(glob.glob(full)) if glob.has_magic(full) else [full]
+            if not matches:
+                errors.append(InventoryError(shown, line, where, f"no file matches {pattern!r}"))
+            for match in matches:
+                resolved = Path(match).resolve()
+                if resolved in stack or resolved == file.resolve():
+                    errors.append(InventoryError(shown, line, where, f"{pattern!r} includes itself"))
+                    continue
+                if not resolved.is_file():
+                    errors.append(InventoryError(shown, line, where, f"{match} does not exist"))
+                    continue
+                visit(resolved, os.path.relpath(match), (*stack, file.resolve()))
+
+    visit(root, str(path), ())
+    if errors and not documents:
+        raise InventoryInvalid(errors)
+
+    root_document = documents[0] if documents else _Document(str(path), {})
+    combined = {**top, **merged}
+
+    def place(loc: tuple) -> tuple[_Document, tuple]:
+        """Map a location in the merged data to its file and its location in that file."""
+        if len(loc) >= 2 and loc[0] in origins and isinstance(loc[1], int) and loc[1] < len(origins[loc[0]]):
+            origin = origins[loc[0]][loc[1]]
+            return origin.document, (origin.key, origin.index, *loc[2:])
+        return root_document, loc
+
+    def error_at(loc: tuple, message: str) -> None:
+        document, local = place(loc)
+        errors.append(InventoryError(document.file, document.line_of(local), format_path(local), message))
+
+    inventory: Inventory | None = None
+    try:
+        inventory = Inventory.model_validate(combined)
+    except ValidationError as validation:
+        for problem in validation.errors(include_url=False):
+            loc = tuple(problem["loc"])
+            error_at(loc, _describe(problem, loc))
+
+    if inventory is None:
+        # Check kinds can be validated even when other sections are broken.
+        _check_raw_checks(combined, error_at)
+        raise InventoryInvalid(errors)
+
+    checks = _resolve(inventory, error_at, check_secrets=check_secrets)
+    if errors:
+        raise InventoryInvalid(errors)
+    return LoadedInventory(root, inventory, checks, [d.file for d in documents])
+
+
+def _describe(problem: dict[str, Any], loc: tuple) -> str:
+    """Turn one pydantic error into the words of an inventory message."""
+    kind = problem["type"]
+    given = problem.get("input")
+    if kind == "extra_forbidden":
+        expected = _fields_at(Inventory, loc[:-1])
+        hint = f"; expected one of: {', '.join(expected)}" if expected else ""
+        return f"unknown key {loc[-1]!r}{hint}"
+    if kind == "missing":
+        return "required, but missing"
+    message = problem["msg"]
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    message = re.sub(r"^Input should be ", "expected ", message)
+    message = message.replace("a valid string", "text").replace("a valid integer", "a whole number")
+    message = message.replace("a valid boolean", "true or false").replace("a valid list", "a list")
+    message = message.replace("a valid dictionary", "a mapping")
+    if kind not in ("secret",) and isinstance(given, str | int | float | bool) and not isinstance(given, dict):
+        shown = given if not isinstance(given, str) or len(given) <= 60 else given[:57] + "..."
+        message += f" (got {shown!r})"
+    return message
+
+
+def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Return the field names of the model found at ``loc`` inside ``model``, or []."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        info = current.model_fields.get(str(part))
+        if info is None:
+            return []
+        current = _inner_model(info.annotation)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _inner_model(annotation: Any) -> Any:
+    origin = get_origin(annotation)
+    if origin in (list, tuple, set, frozenset, Union) or str(origin) == "types.UnionType":
+        for argument in get_args(annotation):
+            inner = _inner_model(argument)
+            if isinstance(inner, type) and issubclass(inner, BaseModel):
+                return inner
+        return None
+    if origin is Annotated:
+        return _inner_model(get_args(annotation)[0])
+    return annotation
+
+
+_TARGET_SECTIONS = {"hosts": "host", "databases": "database", "logs": "log", "endpoints": "endpoint"}
+
+
+def _validate_check(
+    raw: Any, target_type: str, loc: tuple, error_at: Any
+) -> tuple[type[Check], CheckConfig] | None:
+    """Validate one check's kind and kind-specific configuration; report problems via error_at."""
+    from opsctl import registry
+
+    if not isinstance(raw, dict) or not isinstance(raw.get("kind"), str):
+        return None
+    kind = raw["kind"]
+    try:
+        check_class = registry.load(kind)
+    except registry.RegistryError as error:
+        error_at((*loc, "kind"), str(error))
+        return None
+    if target_type not in check_class.targets:
+        allowed = ", ".join(sorted(check_class.targets))
+        error_at((*loc, "kind"), f"a {kind} check cannot be attached to a {target_type}; it goes on: {allowed}")
+        return None
+    options = {k: v for k, v in raw.items() if k not in CheckSpec.COMMON}
+    try:
+        return check_class, check_class.Config.model_validate(options)
+    except ValidationError as validation:
+        for problem in validation.errors(include_url=False):
+            sub = tuple(problem["loc"])
+            if problem["type"] == "extra_forbidden":
+                known = sorted(set(check_class.Config.model_fields) | CheckSpec.COMMON)
+                message = f"unknown key {sub[-1]!r} for a {kind} check; expected one of: {', '.join(known)}"
+            else:
+                message = _describe(problem, sub)
+            error_at((*loc, *sub), message)
+        return None
+
+
+def _check_raw_checks(combined: dict[str, Any], error_at: Any) -> None:
+    """When the schema pass failed, still validate the check blocks that are well formed."""
+    sites = combined.get("sites")
+    if not isinstance(sites, list):
+        return
+    for site_index, site in enumerate(sites):
+        if not isinstance(site, dict):
+            continue
+        for section, target_type in _TARGET_SECTIONS.items():
+            targets = site.get(section)
+            if not isinstance(targets, list):
+                continue
+            for target_index, target in enumerate(targets):
+                checks = target.get("checks") if isinstance(target, dict) else None
+                if not isinstance(checks, list):
+                    continue
+                for check_index, raw in enumerate(checks):
+                    loc = ("sites", site_index, section, target_index, "checks", check_index)
+                    _validate_check(raw, target_type, loc, error_at)
+
+
+def _resolve(inventory: Inventory, error_at: Any, *, check_secrets: bool) -> list[CheckInstance]:
+    """The second pass: rules that span fields. Return the check instances."""
+    instances: list[CheckInstance] = []
+    site_names: dict[str, int] = {}
+    for site_index, site in enumerate(inventory.sites):
+        site_loc = ("sites", site_index)
+        if site.name in site_names:
+            error_at((*site_loc, "name"), f"duplicate site name {site.name!r} (also sites[{site_names[site.name]}])")
+        site_names.setdefault(site.name, site_index)
+        target_names: dict[str, str] = {}
+        host_names = {host.name for host in site.hosts}
+        for section, target_type in _TARGET_SECTIONS.items():
+            for target_index, target in enumerate(getattr(site, section)):
+                target_loc = (*site_loc, section, target_index)
+                where = format_path((section, target_index))
+                if target.name in target_names:
+                    error_at(
+                        (*target_loc, "name"),
+                        f"duplicate target name {target.name!r} in site {site.name!r} (also {target_names[target.name]})",
+                    )
+                target_names.setdefault(target.name, where)
+                _check_references(site, target, target_loc, host_names, error_at)
+                if check_secrets and site.enabled and target.enabled:
+                    for secret_loc, secret in _secrets_of(target):
+                        problem = secret.problem()
+                        if problem:
+                            error_at((*target_loc, *secret_loc), f"secret {secret.reference}: {problem}")
+                check_names: dict[str, int] = {}
+                for check_index, spec in enumerate(target.checks):
+                    loc = (*target_loc, "checks", check_index)
+                    name = spec.name or spec.kind
+                    if name in check_names:
+                        error_at(
+                            (*loc, "name" if spec.name else "kind"),
+                            f"duplicate check name {name!r} on {target.name} (also checks[{check_names[name]}]); "
+                            "give each check of the same kind its own name:",
+                        )
+                    check_names.setdefault(name, check_index)
+                    validated = _validate_check(
+                        {"kind": spec.kind, **spec.options}, target_type, loc, error_at
+                    )
+                    if validated is None:
+                        continue
+                    check_class, config = validated
+                    instances.append(
+                        CheckInstance(
+                            id=f"{site.name}/{target.name}/{name}",
+                            site=site, target=target, spec=spec, name=name,
+                            config=config, check_class=check_class,
+                        )
+                    )
+    return instances
+
+
+def _check_references(site: Site, target: Target, loc: tuple, host_names: set[str], error_at: Any) -> None:
+    if isinstance(target, LogSource) and target.host is not None and target.host not in host_names:
+        error_at((*loc, "host"), f"no host named {target.host!r} in site {site.name!r}")
+    if isinstance(target, Host) and target.ssh is not None and target.ssh.via is not None:
+        if target.ssh.via not in host_names:
+            error_at((*loc, "ssh", "via"), f"no host named {target.ssh.via!r} in site {site.name!r}")
+        elif target.ssh.via == target.name:
+            error_at((*loc, "ssh", "via"), "a host cannot be its own jump host")
+
+
+def _secrets_of(model: BaseModel, loc: tuple = ()) -> Iterator[tuple[tuple, Secret]]:
+    """Yield (location, Secret) for every secret reference inside a model."""
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, Secret):
+            yield (*loc, name), value
+        elif isinstance(value, BaseModel) and not isinstance(value, CheckSpec):
+            yield from _secrets_of(value, (*loc, name))

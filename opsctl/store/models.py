@@ -1,0 +1,218 @@
+"""The store's tables as SQLAlchemy 2.x declarative models.
+
+Four tables, one schema for SQLite and PostgreSQL:
+
+- ``check_results``: every result a check produced (the raw history).
+- ``metric_samples``: the numbers of each result, one row per metric (rolled up later).
+- ``check_status``: one row per check, its current state (what ``status`` and ``problems`` read).
+- ``state_changes``: one row per flip of a check's state (healthchecks' ``Flip``).
+
+The schema itself is created by the migrations in ``migrations/versions``; these models
+describe it for queries, and a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from opsctl.contract import State
+
+# Named constraints, so that a later migration can drop or alter them by name on both engines
+# (SQLite batch migrations need the names; PostgreSQL would otherwise invent its own).
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity,
+# since samples of a few hundred checks a minute pass 2**31 within years.
+Identifier = BigInteger().with_variant(Integer(), "sqlite")
+
+# JSONB on PostgreSQL: smaller, and indexable should reports ever filter on an item.
+Document = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC: aware datetimes in, aware UTC datetimes out, on every engine.
+
+    Raise ValueError when given a naive datetime: the store cannot know which zone it meant,
+    and a hospital's servers often run in Asia/Shanghai while the database runs in UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}: {value!r}")
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(
+                f"naive datetime {value.isoformat()} given to the store: "
+                "pass a timezone-aware datetime (for example datetime.now(UTC))"
+            )
+        value = value.astimezone(UTC)
+        # SQLite has no time zone type: its DATETIME text drops the offset, so store the UTC
+        # wall time; comparisons stay correct because every stored value is UTC.
+        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        # PostgreSQL returns timestamptz in the session's TimeZone; normalise to UTC.
+        return value.astimezone(UTC)
+
+
+class StateType(TypeDecorator[State]):
+    """A ``State`` stored as its Nagios code (0..3) and read back as a ``State``."""
+
+    impl = SmallInteger()
+    cache_ok = True
+
+    def process_bind_param(self, value: State | int | None, dialect: Dialect) -> int | None:
+        return None if value is None else int(State(value))
+
+    def process_result_value(self, value: int | None, dialect: Dialect) -> State | None:
+        return None if value is None else State(value)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {
+        datetime: UTCDateTime(),
+        State: StateType(),
+        str: String(),
+        float: Float(),
+        dict[str, Any]: Document,
+        list[dict[str, Any]]: Document,
+    }
+
+
+class ResultModel(Base):
+    """One result of one check run."""
+
+    __tablename__ = "check_results"
+
+    id: Mapped[int] = mapped_column(Identifier, primary_key=True, autoincrement=True)
+    check_id: Mapped[str]
+    site: Mapped[str]
+    target: Mapped[str]
+    kind: Mapped[str]
+    state: Mapped[State]
+    state_type: Mapped[str] = mapped_column(String(4))
+    attempt: Mapped[int] = mapped_column(Integer)
+    summary: Mapped[str] = mapped_column(Text)
+    started: Mapped[datetime]
+    duration: Mapped[float]
+    items: Mapped[list[dict[str, Any]]]
+    details: Mapped[dict[str, Any]]
+
+    __table_args__ = (
+        CheckConstraint("state BETWEEN 0 AND 3", name="state"),
+        CheckConstraint("state_type IN ('soft', 'hard')", name="state_type"),
+        Index(None, "check_id", "started"),
+        Index(None, "target", "started"),
+        Index(None, "site", "started"),
+    )
+
+
+class SampleModel(Base):
+    """One metric value of one result (raw; rollups are a later table)."""
+
+    __tablename__ = "metric_samples"
+
+    id: Mapped[int] = mapped_column(Identifier, primary_key=True, autoincrement=True)
+    # CASCADE, so that raw retention deletes old results and their samples in one statement.
+    result_id: Mapped[int] = mapped_column(
+        Identifier, ForeignKey("check_results.id", ondelete="CASCADE")
+    )
+    check_id: Mapped[str]
+    name: Mapped[str]
+    value: Mapped[float]
+    unit: Mapped[str]
+    labels: Mapped[dict[str, Any]]
+    at: Mapped[datetime]
+
+    __table_args__ = (
+        Index(None, "check_id", "name", "at"),
+        # A foreign key without an index makes every cascaded delete scan the whole table.
+        Index(None, "result_id"),
+    )
+
+
+class StatusModel(Base):
+    """The current status of one check."""
+
+    __tablename__ = "check_status"
+
+    check_id: Mapped[str] = mapped_column(primary_key=True)
+    site: Mapped[str]
+    target: Mapped[str]
+    kind: Mapped[str]
+    state: Mapped[State]
+    state_type: Mapped[str] = mapped_column(String(4))
+    attempt: Mapped[int] = mapped_column(Integer)
+    since: Mapped[datetime]
+    last_hard_state: Mapped[State]
+    last_hard_change: Mapped[datetime]
+    last_checked: Mapped[datetime]
+    summary: Mapped[str] = mapped_column(Text)
+    # No foreign key: raw retention may delete the result while the status stays.
+    last_result_id: Mapped[int | None] = mapped_column(Identifier)
+
+    __table_args__ = (
+        CheckConstraint("state BETWEEN 0 AND 3", name="state"),
+        CheckConstraint("last_hard_state BETWEEN 0 AND 3", name="last_hard_state"),
+        CheckConstraint("state_type IN ('soft', 'hard')", name="state_type"),
+    )
+
+
+class ChangeModel(Base):
+    """One change of a check's state: the previous state (None for the first result) and the new."""
+
+    __tablename__ = "state_changes"
+
+    id: Mapped[int] = mapped_column(Identifier, primary_key=True, autoincrement=True)
+    check_id: Mapped[str]
+    site: Mapped[str]
+    target: Mapped[str]
+    kind: Mapped[str]
+    at: Mapped[datetime]
+    from_state: Mapped[State | None]
+    to_state: Mapped[State]
+    state_type: Mapped[str] = mapped_column(String(4))
+    summary: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (
+        CheckConstraint("from_state BETWEEN 0 AND 3", name="from_state"),
+        CheckConstraint("to_state BETWEEN 0 AND 3", name="to_state"),
+        CheckConstraint("state_type IN ('soft', 'hard')", name="state_type"),
+        Index(None, "check_id", "at"),
+        Index(None, "at"),
+    )
