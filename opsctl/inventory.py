@@ -552,23 +552,97 @@ def load(path: str | os.PathLike[str], *, check_secrets: bool = True) -> LoadedI
         document, local = place(loc)
         errors.append(InventoryError(document.file, document.line_of(local), format_path(local), message))
 
-    inventory: Inventory | None = None
-    try:
-        inventory = Inventory.model_validate(combined)
-    except ValidationError as validation:
+    def schema_errors(validation: ValidationError, prefix: tuple) -> None:
         for problem in validation.errors(include_url=False):
-            loc = tuple(problem["loc"])
+            loc = (*prefix, *problem["loc"])
             error_at(loc, _describe(problem, loc))
 
-    if inventory is None:
-        # Check kinds can be validated even when other sections are broken.
-        _check_raw_checks(combined, error_at)
-        raise InventoryInvalid(errors)
+    # Validate piece by piece, so that one broken target does not hide the rule errors
+    # (duplicates, secrets, check configuration) of everything else.
+    sites: list[Site] = []
+    # Where each validated site and target stood in the file, for the rules' messages.
+    site_positions: list[int] = []
+    target_positions: list[dict[str, list[int]]] = []
+    for site_index, raw_site in enumerate(combined.get("sites") or []):
+        positions: dict[str, list[int]] = {}
+        site = _validate_site(raw_site, ("sites", site_index), schema_errors, error_at, positions)
+        if site is not None:
+            sites.append(site)
+            site_positions.append(site_index)
+            target_positions.append(positions)
 
-    checks = _resolve(inventory, error_at, check_secrets=check_secrets)
+    def rule_error_at(loc: tuple, message: str) -> None:
+        """Report a rule error given a location among validated sites and targets."""
+        site_index = site_positions[loc[1]]
+        if len(loc) > 3 and loc[2] in _SECTIONS:
+            loc = ("sites", site_index, loc[2], target_positions[loc[1]][loc[2]][loc[3]], *loc[4:])
+        else:
+            loc = ("sites", site_index, *loc[2:])
+        error_at(loc, message)
+
+    schedules: list[Schedule] = []
+    raw_schedules = combined.get("schedules") or []
+    for index, raw in enumerate(raw_schedules if isinstance(raw_schedules, list) else []):
+        try:
+            schedules.append(Schedule.model_validate(raw))
+        except ValidationError as validation:
+            schema_errors(validation, ("schedules", index))
+    inventory: Inventory | None = None
+    try:
+        inventory = Inventory.model_validate({**combined, "sites": sites, "schedules": schedules})
+    except ValidationError as validation:
+        schema_errors(validation, ())
+    if inventory is None:
+        raise InventoryInvalid(_sorted(errors))
+    checks = _resolve(inventory, rule_error_at, check_secrets=check_secrets)
     if errors:
-        raise InventoryInvalid(errors)
+        raise InventoryInvalid(_sorted(errors))
     return LoadedInventory(root, inventory, checks, [d.file for d in documents])
+
+
+def _sorted(errors: list[InventoryError]) -> list[InventoryError]:
+    """Order errors by file, then line, keeping the order found among equals."""
+    files = list(dict.fromkeys(e.file for e in errors))
+    return sorted(errors, key=lambda e: (files.index(e.file), e.line or 0))
+
+
+_SECTIONS: dict[str, type[Target]] = {}
+
+
+def _validate_site(
+    raw: Any, loc: tuple, schema_errors: Any, error_at: Any, positions: dict[str, list[int]]
+) -> Site | None:
+    """Validate one site target by target; return the Site built from its valid targets
+    (after reporting any errors), or None if it is not even a mapping."""
+    if not isinstance(raw, dict):
+        error_at(loc, "expected a mapping (name:, hosts:, ...)")
+        return None
+    kept = dict(raw)
+    for section, model in _SECTIONS.items():
+        targets = raw.get(section)
+        if not isinstance(targets, list):
+            continue
+        valid = []
+        for index, target in enumerate(targets):
+            try:
+                valid.append(model.model_validate(target))
+                positions.setdefault(section, []).append(index)
+            except ValidationError as validation:
+                schema_errors(validation, (*loc, section, index))
+                # The target is broken, but its checks may still be judged on their own.
+                checks = target.get("checks") if isinstance(target, dict) else None
+                for check_index, check in enumerate(checks if isinstance(checks, list) else []):
+                    _validate_check(check, model.target_type, (*loc, section, index, "checks", check_index), error_at)
+        kept[section] = valid
+    try:
+        return Site.model_validate(kept)
+    except ValidationError as validation:
+        schema_errors(validation, loc)
+    # The site's own fields are broken; build it from its valid targets anyway so that the
+    # rules still judge them. The load fails, so this site is never used for anything else.
+    safe = {section: kept[section] for section in _SECTIONS if isinstance(kept.get(section), list)}
+    name = raw.get("name")
+    return Site.model_construct(name=name if isinstance(name, str) else f"sites[{loc[-1]}]", **safe)
 
 
 def _describe(problem: dict[str, Any], loc: tuple) -> str:
@@ -588,7 +662,7 @@ def _describe(problem: dict[str, Any], loc: tuple) -> str:
     message = message.replace("a valid string", "text").replace("a valid integer", "a whole number")
     message = message.replace("a valid boolean", "true or false").replace("a valid list", "a list")
     message = message.replace("a valid dictionary", "a mapping")
-    if kind not in ("secret",) and isinstance(given, str | int | float | bool) and not isinstance(given, dict):
+    if kind != "secret" and isinstance(given, str | int | float | bool) and repr(given) not in message:
         shown = given if not isinstance(given, str) or len(given) <= 60 else given[:57] + "..."
         message += f" (got {shown!r})"
     return message
@@ -625,6 +699,7 @@ def _inner_model(annotation: Any) -> Any:
 
 
 _TARGET_SECTIONS = {"hosts": "host", "databases": "database", "logs": "log", "endpoints": "endpoint"}
+_SECTIONS.update({"hosts": Host, "databases": Database, "logs": LogSource, "endpoints": Endpoint})
 
 
 def _validate_check(
@@ -643,7 +718,8 @@ def _validate_check(
         return None
     if target_type not in check_class.targets:
         allowed = ", ".join(sorted(check_class.targets))
-        error_at((*loc, "kind"), f"a {kind} check cannot be attached to a {target_type}; it goes on: {allowed}")
+        article = "an" if target_type[0] in "aeiou" else "a"
+        error_at((*loc, "kind"), f"a {kind} check cannot be attached to {article} {target_type}; it goes on: {allowed}")
         return None
     options = {k: v for k, v in raw.items() if k not in CheckSpec.COMMON}
     try:
@@ -658,27 +734,6 @@ def _validate_check(
                 message = _describe(problem, sub)
             error_at((*loc, *sub), message)
         return None
-
-
-def _check_raw_checks(combined: dict[str, Any], error_at: Any) -> None:
-    """When the schema pass failed, still validate the check blocks that are well formed."""
-    sites = combined.get("sites")
-    if not isinstance(sites, list):
-        return
-    for site_index, site in enumerate(sites):
-        if not isinstance(site, dict):
-            continue
-        for section, target_type in _TARGET_SECTIONS.items():
-            targets = site.get(section)
-            if not isinstance(targets, list):
-                continue
-            for target_index, target in enumerate(targets):
-                checks = target.get("checks") if isinstance(target, dict) else None
-                if not isinstance(checks, list):
-                    continue
-                for check_index, raw in enumerate(checks):
-                    loc = ("sites", site_index, section, target_index, "checks", check_index)
-                    _validate_check(raw, target_type, loc, error_at)
 
 
 def _resolve(inventory: Inventory, error_at: Any, *, check_secrets: bool) -> list[CheckInstance]:

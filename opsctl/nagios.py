@@ -157,10 +157,14 @@ def exit_code_reason(exit_code: int) -> str:
         return "exit code 126: plugin not executable (permission denied or not a program)"
     if exit_code == 127:
         return "exit code 127: command not found"
-    if exit_code > _SHELL_SIGNAL_BASE:
-        number = exit_code - _SHELL_SIGNAL_BASE
-        return f"exit code {exit_code}: probably killed by signal {_signal_name(number)}"
+    if exit_code > _SHELL_SIGNAL_BASE and _is_signal(exit_code - _SHELL_SIGNAL_BASE):
+        name = _signal_name(exit_code - _SHELL_SIGNAL_BASE)
+        return f"exit code {exit_code}: probably killed by signal {name}"
     return f"exit code {exit_code} is not a Nagios state (0 to 3)"
+
+
+def _is_signal(number: int) -> bool:
+    return number in signal.valid_signals()
 
 
 def _signal_name(number: int) -> str:

@@ -37,6 +37,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from opsctl.contract import State
 
+#: The head revision of ``migrations/versions``. Opening a store whose ``alembic_version``
+#: already says this skips alembic entirely (a test keeps the two equal).
+SCHEMA_REVISION = "0001"
+
 # Named constraints, so that a later migration can drop or alter them by name on both engines
 # (SQLite batch migrations need the names; PostgreSQL would otherwise invent its own).
 NAMING_CONVENTION = {
