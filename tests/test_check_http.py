@@ -208,7 +208,10 @@ def test_redirects_are_followed_unless_disabled(http_server: str) -> None:
 def test_body_substring_and_regex(http_server: str) -> None:
     good = run(f"{http_server}/", contains="hello", regex=r"w[aeiou]rld$")
     assert good.state == State.OK
-    assert [item.value for item in good.items[2:]] == ["contains 'hello'", r"matches /w[aeiou]rld$/"]
+    assert [item.value for item in good.items[2:]] == [
+        "contains 'hello'",
+        r"matches /w[aeiou]rld$/",
+    ]
 
     missing = run(f"{http_server}/", contains="登录成功")
     assert missing.state == State.CRITICAL
@@ -367,13 +370,16 @@ def test_credentials_in_the_url_are_never_shown() -> None:
 
     assert result.state == State.CRITICAL
     assert "hunter2" not in json.dumps(result.to_dict())
-    assert redact_url("https://u:p@his.example.org:8443/x?y=1") == "https://his.example.org:8443/x?y=1"
+    assert (
+        redact_url("https://u:p@his.example.org:8443/x?y=1") == "https://his.example.org:8443/x?y=1"
+    )
 
 
 def test_url_comes_from_config_or_the_target(http_server: str) -> None:
     host = SimpleNamespace(name="web01", address="127.0.0.1")
 
-    assert run(target=host, url=f"{http_server}/").state == State.OK
+    configured = HttpCheck(HttpConfig(url=f"{http_server}/"), timeout=5).run(host)
+    assert configured.state == State.OK
     with pytest.raises(CheckError, match="http check of web01 has no url"):
         run(target=host)
     with pytest.raises(CheckError, match="expected an http:// or https:// URL"):
