@@ -235,7 +235,7 @@ def describe_failure(error: Exception, url: str, timeout: float) -> HttpFailure:
 
     verify = _find(error, ssl.SSLCertVerificationError)
     if verify is not None:
-        message = getattr(verify, "verify_message", None) or _ssl_reason(verify)
+        message = (getattr(verify, "verify_message", None) or _ssl_reason(verify)).rstrip(".")
         return HttpFailure(
             f"TLS verification failed: certificate verify failed: {message}",
             "Renew or fix the server's certificate chain, or give the private CA as ca_file.",

@@ -143,12 +143,11 @@ class NagiosCheck(Check):
             reason = f"plugin not found: {argv[0]}"
             if "/" not in argv[0]:
                 reason += f" (searched PATH, {', '.join(PLUGIN_DIRECTORIES)})"
-            return CheckResult.unknown(reason, command=argv)
-        argv = [executable, *argv[1:]]
+            return _with_item(CheckResult.unknown(reason), plugin)
 
         try:
             process = subprocess.Popen(
-                argv,
+                [executable, *argv[1:]],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -156,36 +155,36 @@ class NagiosCheck(Check):
                 start_new_session=True,
             )
         except OSError as error:
-            reason = error.strerror or str(error)
-            return CheckResult.unknown(f"plugin {plugin} cannot be run: {reason}", command=argv)
+            reason = f"plugin {plugin} cannot be run: {error.strerror or error}"
+            return _with_item(CheckResult.unknown(reason, plugin=executable), plugin)
 
         with process:
             try:
                 stdout, stderr = process.communicate(timeout=self.timeout)
             except subprocess.TimeoutExpired:
                 output, _ = _kill_session(process)
-                return CheckResult.unknown(
-                    f"plugin {plugin} timed out after {self.timeout:g} s",
-                    command=argv,
-                    partial_output=_decode(output)[0],
-                )
+                reason = f"plugin {plugin} timed out after {self.timeout:g} s"
+                partial = _decode(output)[0]
+                result = CheckResult.unknown(reason, plugin=executable, partial_output=partial)
+                return _with_item(result, plugin)
 
         text, truncated = _decode(stdout)
         error_text, _ = _decode(stderr)
         # Scripts that fail before printing (exit 127 from a missing command) say why on stderr.
         result = parse_plugin_output(text if text.strip() else error_text, process.returncode)
-        details = dict(result.details, command=argv)
+        # The arguments are left out of the details on purpose: they often carry passwords.
+        details = dict(result.details, plugin=executable)
         if error_text.strip():
             details["stderr"] = error_text
         if truncated:
             details["output_truncated_at_bytes"] = _MAX_OUTPUT_BYTES
-        item = Item(
-            key="nagios.result",
-            item=plugin,
-            value=result.summary,
-            verdict=result.state,
-        )
-        return replace(result, items=(*result.items, item), details=details)
+        return _with_item(replace(result, details=details), plugin)
+
+
+def _with_item(result: CheckResult, plugin: str) -> CheckResult:
+    """Add the one report row that sums up the plugin's result."""
+    item = Item(key="nagios.result", item=plugin, value=result.summary, verdict=result.state)
+    return replace(result, items=(*result.items, item))
 
 
 def _kill_session(process: subprocess.Popen[bytes]) -> tuple[bytes | None, bytes | None]:

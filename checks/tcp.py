@@ -165,28 +165,32 @@ def resolve_address(config: TcpConfig, target: Any) -> tuple[str, int]:
     return str(host), int(port)
 
 
-def connect_error(error: OSError, host: str, port: int, timeout: float) -> tuple[str, str]:
-    """Given the error of a failed connect, return (reason, advice) as one line each."""
-    where = host_port(host, port)
+def connect_error(
+    error: OSError, host: str, port: int, timeout: float, protocol: str = "tcp"
+) -> tuple[str, str]:
+    """Given the error of a failed connect, return (reason, advice) as one line each; the
+    reason starts with ``protocol`` and the address (``tcp 10.0.0.1:5432 connection refused``).
+    """
+    where = f"{protocol} {host_port(host, port)}"
     if isinstance(error, socket.gaierror):
         return (
-            f"tcp {where} cannot resolve host {host}: {error.strerror or error}",
+            f"{where} cannot resolve host {host}: {error.strerror or error}",
             f"Check the host name {host} and the DNS or /etc/hosts of the monitoring host.",
         )
     if isinstance(error, ConnectionRefusedError):
         return (
-            f"tcp {where} connection refused",
+            f"{where} connection refused",
             f"Check that the service is running and listening on port {port}, "
             "and that no firewall rejects the connection.",
         )
     if isinstance(error, TimeoutError):
         return (
-            f"tcp {where} connection timed out after {timeout:g}s",
+            f"{where} connection timed out after {timeout:g}s",
             f"Check that {host} is up and that firewalls on the path let port {port} through.",
         )
     reason = error.strerror or str(error) or type(error).__name__
     return (
-        f"tcp {where} connection failed: {reason}",
+        f"{where} connection failed: {reason}",
         f"Check the network path to {host} and the service on port {port}.",
     )
 

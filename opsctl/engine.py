@@ -160,22 +160,12 @@ class Engine:
         checks = list(checks)
         heap: list[_Pending] = [_Pending(0.0, next(order), c, previous.get(c.id)) for c in checks]
         heapq.heapify(heap)
-        finished: queue.SimpleQueue[tuple[int, CheckResult]] = queue.SimpleQueue()
+        pool = _Workers(self.runner)
         running: dict[int, tuple[_Pending, float]] = {}
         tokens = itertools.count()
         final: dict[str, Outcome] = {}
         unflushed: list[Outcome] = []
         last_flush = time.monotonic()
-
-        def start(pending: _Pending) -> None:
-            token = next(tokens)
-            deadline = time.monotonic() + pending.check.spec.timeout.total_seconds() + self.timeout_grace
-            running[token] = (pending, deadline)
-
-            def work() -> None:
-                finished.put((token, self.runner(pending.check)))
-
-            threading.Thread(target=work, name=f"check {pending.check.id}", daemon=True).start()
 
         def settle(pending: _Pending, result: CheckResult) -> None:
             nonlocal last_flush
@@ -196,30 +186,103 @@ class Engine:
                 unflushed.clear()
                 last_flush = time.monotonic()
 
-        while heap or running:
-            now = time.monotonic()
-            while heap and len(running) < self.concurrency and heap[0].ready_at <= now:
-                start(heapq.heappop(heap))
-            waits = [deadline for _, deadline in running.values()]
-            if heap and len(running) < self.concurrency:
-                waits.append(heap[0].ready_at)
-            wait = max(0.0, min(waits) - time.monotonic()) if waits else 0.0
-            try:
-                token, result = finished.get(timeout=wait)
-            except queue.Empty:
-                token = None
-            if token is not None and token in running:
-                pending, _ = running.pop(token)
-                settle(pending, result)
-            now = time.monotonic()
-            for token, (pending, deadline) in list(running.items()):
-                if deadline <= now:
-                    del running[token]
-                    seconds = pending.check.spec.timeout.total_seconds()
-                    settle(pending, _timed_out(seconds))
+        try:
+            while heap or running:
+                now = time.monotonic()
+                while heap and len(running) < self.concurrency and heap[0].ready_at <= now:
+                    pending = heapq.heappop(heap)
+                    token = next(tokens)
+                    timeout = pending.check.spec.timeout.total_seconds() + self.timeout_grace
+                    running[token] = (pending, now + timeout)
+                    pool.submit(token, pending.check)
+                waits = [deadline for _, deadline in running.values()]
+                if heap and len(running) < self.concurrency:
+                    waits.append(heap[0].ready_at)
+                wait = max(0.0, min(waits) - time.monotonic()) if waits else 0.0
+                for token, result in pool.results(wait):
+                    entry = running.pop(token, None)
+                    if entry is not None:  # else: the late answer of an abandoned check
+                        settle(entry[0], result)
+                now = time.monotonic()
+                for token, (pending, deadline) in list(running.items()):
+                    if deadline <= now:
+                        del running[token]
+                        pool.abandon(token)
+                        settle(pending, _timed_out(pending.check.spec.timeout.total_seconds()))
+        finally:
+            pool.close()
         if self.sink is not None and unflushed:
             self.sink.write(unflushed)
         return [final[c.id] for c in checks if c.id in final]
+
+
+class _Workers:
+    """A pool of daemon threads that grows only to replace threads stuck in abandoned checks.
+
+    A worker whose check was abandoned exits when (if ever) that check returns, so the number
+    of threads taking new work never exceeds the engine's concurrency.
+    """
+
+    def __init__(self, runner: Callable[[CheckInstance], CheckResult]) -> None:
+        self.runner = runner
+        self.jobs: queue.SimpleQueue[tuple[int, CheckInstance] | None] = queue.SimpleQueue()
+        self.done: queue.SimpleQueue[tuple[int, CheckResult]] = queue.SimpleQueue()
+        self.abandoned: set[int] = set()
+        self.idle = 0
+        self.threads = 0
+        self.lock = threading.Lock()
+
+    def submit(self, token: int, check: CheckInstance) -> None:
+        with self.lock:
+            start_one = self.idle == 0
+            if start_one:
+                self.threads += 1
+            else:
+                self.idle -= 1
+        if start_one:
+            threading.Thread(target=self._work, name="opsctl-check", daemon=True).start()
+        self.jobs.put((token, check))
+
+    def _work(self) -> None:
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            token, check = job
+            result = self.runner(check)
+            with self.lock:
+                stuck = token in self.abandoned
+                if stuck:
+                    self.abandoned.discard(token)
+                    self.threads -= 1
+                else:
+                    # Idle before the result is seen, so the next check reuses this thread.
+                    self.idle += 1
+            self.done.put((token, result))
+            if stuck:
+                return
+
+    def results(self, wait: float) -> list[tuple[int, CheckResult]]:
+        """Return the finished (token, result) pairs, waiting up to ``wait`` seconds for one."""
+        try:
+            found = [self.done.get(timeout=wait) if wait > 0 else self.done.get_nowait()]
+        except queue.Empty:
+            return []
+        while True:
+            try:
+                found.append(self.done.get_nowait())
+            except queue.Empty:
+                return found
+
+    def abandon(self, token: int) -> None:
+        with self.lock:
+            self.abandoned.add(token)
+
+    def close(self) -> None:
+        with self.lock:
+            waiting = self.threads
+        for _ in range(waiting):
+            self.jobs.put(None)
 
 
 def _timed_out(seconds: float) -> CheckResult:

@@ -173,7 +173,9 @@ class LocalSource:
         memory, swap = psutil.virtual_memory(), psutil.swap_memory()
         boot_timestamp = psutil.boot_time()
         load1, load5, load15 = psutil.getloadavg()
-        cpu_percent = psutil.cpu_percent(interval=self.cpu_interval) if self.cpu_interval > 0 else None
+        cpu_percent = (
+            psutil.cpu_percent(interval=self.cpu_interval) if self.cpu_interval > 0 else None
+        )
         cpuinfo = _read_text("/proc/cpuinfo")
         cpu_model = (parse_cpu_model(cpuinfo) if cpuinfo else "") or platform.processor()
         return HostFacts(
@@ -221,7 +223,11 @@ class LocalSource:
                 # mount, a container's private tree): its owner's checks cover it.
                 continue
             except OSError as error:
-                mounts.append(MountUsage(**base, **_NO_USAGE, error=f"not accessible: {error.strerror or error}"))
+                mounts.append(
+                    MountUsage(
+                        **base, **_NO_USAGE, error=f"not accessible: {error.strerror or error}"
+                    )
+                )
         return mounts
 
     @staticmethod
@@ -259,7 +265,17 @@ class LocalSource:
         """
         import psutil
 
-        attrs = ["pid", "ppid", "name", "cmdline", "username", "status", "memory_info", "cpu_times", "create_time"]
+        attrs = [
+            "pid",
+            "ppid",
+            "name",
+            "cmdline",
+            "username",
+            "status",
+            "memory_info",
+            "cpu_times",
+            "create_time",
+        ]
         first: dict[tuple[int, float], float] = {}
         started = time.monotonic()
         if self.cpu_interval > 0:

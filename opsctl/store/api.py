@@ -455,7 +455,8 @@ class Store:
     def _reason(self, error: BaseException) -> str:
         cause = getattr(error, "orig", None) or error
         # One line: psycopg's messages carry hints on continuation lines.
-        reason = " ".join(str(cause).split()) or type(cause).__name__
+        lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+        reason = "; ".join(lines) or type(cause).__name__
         if self._password:
             reason = reason.replace(self._password, "***")
         return reason

@@ -1,0 +1,393 @@
+"""The process check: how many processes match, and how much memory and CPU they use."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from fnmatch import fnmatchcase
+from typing import Any, ClassVar, cast
+
+from pydantic import Field, field_validator, model_validator
+
+from opsctl.contract import (
+    Check,
+    CheckConfig,
+    CheckResult,
+    Item,
+    Metric,
+    Range,
+    RangeField,
+    State,
+    evaluate,
+    worst,
+)
+from opsctl.sources import PS_STATES, ProcessInfo, format_bytes, source_for
+
+_STATE_WORDS = frozenset(PS_STATES.values()) | {"locked", "waiting", "suspended"}
+_PIDS_SHOWN = 10
+
+
+def _count_range(value: Range | None) -> Range | None:
+    if value is not None and value.unit:
+        raise ValueError(
+            f'expected a number of processes like "1:" or "500", got a value in {value.unit}'
+        )
+    return value
+
+
+def _size_range(value: Range | None) -> Range | None:
+    if value is None:
+        return None
+    try:
+        if not value.unit:
+            raise ValueError
+        value.to_unit("B")
+    except ValueError:
+        raise ValueError('expected a size with its unit, like "2GB" or "512MB"') from None
+    return value
+
+
+def _percent_range(value: Range | None) -> Range | None:
+    if value is not None and value.unit not in ("", "%"):
+        raise ValueError(f'expected a percentage like "90%", got a value in {value.unit}')
+    return value
+
+
+class ProcessConfig(CheckConfig):
+    """Configuration of the ``process`` check."""
+
+    name: str | None = Field(
+        None,
+        description='Process name, exact ("nginx") or a pattern ("ora_pmon_*"), as ps -e and '
+        "top show it.",
+    )
+    match: str | None = Field(
+        None,
+        description='Regular expression searched in the full command line ("java .*his\\.jar").',
+    )
+    user: str | None = Field(None, description="Only processes of this user.")
+    state: str | None = Field(
+        None, description='Only processes in this state: a ps letter ("Z") or a word ("zombie").'
+    )
+    count: RangeField | None = Field(
+        None,
+        description="Critical unless the number of matching processes is within this range. "
+        'Defaults to "1:" (at least one must run) when name or match is given; null disables.',
+    )
+    warn: RangeField | None = Field(
+        None, description='Warning on the number of matching processes, as check_procs -w ("500").'
+    )
+    crit: RangeField | None = Field(
+        None,
+        description='Critical on the number of matching processes, as check_procs -c ("1000").',
+    )
+    rss_warn: RangeField | None = Field(
+        None, description='Warning on the total resident memory of the matches ("4GB").'
+    )
+    rss_crit: RangeField | None = Field(
+        None, description='Critical on the total resident memory of the matches ("8GB").'
+    )
+    cpu_warn: RangeField | None = Field(
+        None,
+        description='Warning on the total CPU use of the matches, 100% being one CPU ("200%").',
+    )
+    cpu_crit: RangeField | None = Field(
+        None,
+        description='Critical on the total CPU use of the matches, 100% being one CPU ("400%").',
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expect_one(cls, data: Any) -> Any:
+        # A check that names a process is there to see it run: expect at least one, unless
+        # the inventory says otherwise (count: null keeps it off).
+        if (
+            isinstance(data, dict)
+            and "count" not in data
+            and (data.get("name") or data.get("match"))
+        ):
+            return {**data, "count": "1:"}
+        return data
+
+    @field_validator("match")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as error:
+                raise ValueError(f"not a valid regular expression: {error}") from None
+        return value
+
+    @field_validator("state")
+    @classmethod
+    def _known_state(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        word = PS_STATES.get(value.strip(), value.strip().lower())
+        if word not in _STATE_WORDS:
+            letters = ", ".join(f"{letter} ({name})" for letter, name in PS_STATES.items())
+            raise ValueError(f"unknown process state {value!r}; known: {letters}")
+        return word
+
+    _counts = field_validator("count", "warn", "crit")(_count_range)
+    _sizes = field_validator("rss_warn", "rss_crit")(_size_range)
+    _percents = field_validator("cpu_warn", "cpu_crit")(_percent_range)
+
+
+def matching(
+    processes: Iterable[ProcessInfo], config: ProcessConfig, exclude_pids: Iterable[int] = ()
+) -> list[ProcessInfo]:
+    """Given processes, return those the configuration selects (all filters must hold), in
+    pid order, leaving out ``exclude_pids``.
+    """
+    excluded = set(exclude_pids)
+    pattern = None if config.match is None else re.compile(config.match)
+    selected = []
+    for process in processes:
+        if process.pid in excluded:
+            continue
+        if config.name is not None and not (
+            process.name == config.name or fnmatchcase(process.name, config.name)
+        ):
+            continue
+        if pattern is not None and not pattern.search(process.cmdline):
+            continue
+        if config.user is not None and process.username != config.user:
+            continue
+        if config.state is not None and process.status != config.state:
+            continue
+        selected.append(process)
+    return sorted(selected, key=lambda p: p.pid)
+
+
+def _intersect(count: Range | None, crit: Range | None) -> Range | None:
+    """Return one critical range for perfdata that alerts when either range does."""
+    if count is None or crit is None:
+        return count or crit
+    if count.inside or crit.inside:
+        return crit  # no single Nagios range says both; the item's verdict still does
+    return Range(max(count.start, crit.start), min(count.end, crit.end))
+
+
+def _expectation(value: Range) -> str:
+    """The non-alerting values of a count range, as a person says them: ``at least 1``."""
+
+    def number(x: float) -> str:
+        return str(int(x)) if x == int(x) else f"{x:g}"
+
+    if value.inside:
+        return f"fewer than {number(value.start)} or more than {number(value.end)}"
+    low = None if math.isinf(value.start) or value.start <= 0 else number(value.start)
+    high = None if math.isinf(value.end) else number(value.end)
+    if low and high:
+        return f"between {low} and {high}" if low != high else f"exactly {low}"
+    if low:
+        return f"at least {low}"
+    if high:
+        return f"at most {high}"
+    return "any number"
+
+
+def _subject(config: ProcessConfig) -> str:
+    """What the check looks for, for summaries: ``matching 'nginx' of user www``."""
+    parts = []
+    if config.name is not None:
+        parts.append(f"matching '{config.name}'")
+    if config.match is not None:
+        parts.append(f"with command line matching /{config.match}/")
+    if config.user is not None:
+        parts.append(f"of user {config.user}")
+    if config.state is not None:
+        parts.append(f"in state {config.state}")
+    return " ".join(parts)
+
+
+def _label(config: ProcessConfig) -> str:
+    """The process named in item labels: ``Process nginx / count``."""
+    base = config.name or (f"/{config.match}/" if config.match else "all")
+    extras = [f"user {config.user}" if config.user else "", config.state or ""]
+    extra = ", ".join(e for e in extras if e)
+    return f"{base} ({extra})" if extra else base
+
+
+def _pid_list(processes: list[ProcessInfo]) -> str:
+    pids = [str(p.pid) for p in processes[:_PIDS_SHOWN]]
+    more = len(processes) - _PIDS_SHOWN
+    return ", ".join(pids) + (f", … {more} more" if more > 0 else "")
+
+
+def _threshold_text(warn: Range | None, crit: Range | None) -> str:
+    return ", ".join(
+        f"{level} {value.describe()}"
+        for level, value in (("warning", warn), ("critical", crit))
+        if value is not None
+    )
+
+
+def evaluate_processes(
+    processes: list[ProcessInfo], config: ProcessConfig, exclude_pids: Iterable[int] = ()
+) -> CheckResult:
+    """Given every process of a host and the check's configuration, return the result:
+    the number of matching processes judged by ``count``, ``warn`` and ``crit``, their
+    total RSS and CPU judged by ``rss_*`` and ``cpu_*``, with items and metrics.
+
+    ``exclude_pids`` are left out (opsctl's own process and its parent, whose command
+    lines may contain the pattern looked for).
+    """
+    found = matching(processes, config, exclude_pids)
+    number = len(found)
+    label = _label(config)
+    subject = _subject(config)
+    count_state = worst(
+        [evaluate(number, None, config.count), evaluate(number, config.warn, config.crit)]
+    )
+
+    rss_values = [p.rss_bytes for p in found if p.rss_bytes is not None]
+    rss_total = sum(rss_values)
+    cpu_values = [p.cpu_percent for p in found if p.cpu_percent is not None]
+    cpu_total = sum(cpu_values) if cpu_values or not found else None
+
+    metrics = [
+        Metric("count", number, "", config.warn, _intersect(config.count, config.crit), 0),
+        Metric(
+            "rss",
+            rss_total,
+            "B",
+            None if config.rss_warn is None else config.rss_warn.to_unit("B"),
+            None if config.rss_crit is None else config.rss_crit.to_unit("B"),
+            0,
+        ),
+    ]
+    if cpu_total is not None:
+        metrics.append(
+            Metric(
+                "cpu_percent",
+                cpu_total,
+                "%",
+                None if config.cpu_warn is None else config.cpu_warn.to_unit("%"),
+                None if config.cpu_crit is None else config.cpu_crit.to_unit("%"),
+                0,
+            )
+        )
+
+    count_threshold = ", ".join(
+        part
+        for part in (
+            "" if config.warn is None else f"warning {config.warn.describe()}",
+            "" if config.count is None else f"critical unless {_expectation(config.count)}",
+            "" if config.crit is None else f"critical {config.crit.describe()}",
+        )
+        if part
+    )
+    state_word = config.state or "running"
+    items = [
+        Item(
+            key="process.count",
+            item=f"Process {label} / count",
+            value=f"{number} {state_word}" + (f" (pids {_pid_list(found)})" if found else ""),
+            verdict=count_state,
+            threshold=count_threshold,
+            advice=_count_advice(count_state, number, config, found),
+        )
+    ]
+    rss_state = metrics[1].state
+    if config.rss_warn is not None or config.rss_crit is not None:
+        items.append(
+            Item(
+                key="process.rss",
+                item=f"Process {label} / memory",
+                value=f"{format_bytes(rss_total)} resident",
+                verdict=rss_state,
+                threshold=_threshold_text(config.rss_warn, config.rss_crit),
+                advice=""
+                if rss_state == State.OK
+                else f"{label} uses {format_bytes(rss_total)}: compare with its configured "
+                "heap or cache size, look for a leak, and restart it in a maintenance window "
+                "if it keeps growing",
+            )
+        )
+    cpu_state = State.OK
+    if config.cpu_warn is not None or config.cpu_crit is not None:
+        cpu_state = State.UNKNOWN if cpu_total is None else metrics[2].state
+        items.append(
+            Item(
+                key="process.cpu",
+                item=f"Process {label} / CPU",
+                value="not measured" if cpu_total is None else f"{cpu_total:.1f}%",
+                verdict=cpu_state,
+                threshold=_threshold_text(config.cpu_warn, config.cpu_crit),
+                advice=""
+                if cpu_state in (State.OK, State.UNKNOWN)
+                else f"{label} is using {cpu_total:.0f}% CPU: see which of its threads "
+                "are busy (top -H -p PID) and whether a job or a query loop explains it",
+            )
+        )
+
+    if number == 0:
+        summary = f"no process {subject}".rstrip()
+    else:
+        noun = "process" if number == 1 else "processes"
+        summary = f"{number} {noun} {subject}".rstrip()
+    if count_state != State.OK:
+        candidates = (
+            (config.count, config.crit) if count_state == State.CRITICAL else (config.warn,)
+        )
+        broken = next(r for r in candidates if r is not None and r.alerts(number))
+        summary += f" ({count_state.name}: expected {_expectation(broken)})"
+    if number:
+        summary += f", {format_bytes(rss_total)} RSS"
+        if rss_state != State.OK:
+            summary += f" ({rss_state.name})"
+    if cpu_total is not None and cpu_state != State.OK:
+        summary += f", CPU {cpu_total:.0f}% ({cpu_state.name})"
+    return CheckResult.from_metrics(
+        metrics,
+        summary,
+        items,
+        details={"pids": [p.pid for p in found]},
+    )
+
+
+def _count_advice(
+    state: State, number: int, config: ProcessConfig, found: list[ProcessInfo]
+) -> str:
+    if state == State.OK:
+        return ""
+    too_few = any(
+        r is not None and not r.inside and number < r.start
+        for r in (config.count, config.warn, config.crit)
+    )
+    if too_few:
+        what = config.name or (f"the process matching /{config.match}/" if config.match else "it")
+        return f"start {what} and find why it stopped: check its log and the system log"
+    if config.state == "zombie":
+        parents = ", ".join(str(pid) for pid in sorted({p.ppid for p in found})[:_PIDS_SHOWN])
+        return (
+            f"zombie processes are not reaped by their parents (pids {parents}): "
+            "restart the parent if their number keeps growing"
+        )
+    return (
+        "more processes than expected: look for a runaway fork, piled-up cron jobs or "
+        "stuck clients (ps -ef --forest)"
+    )
+
+
+class ProcessCheck(Check):
+    """Processes by name, command line, user or state: how many run, their memory and CPU.
+
+    With a name or a command-line pattern, at least one must run unless ``count`` says
+    otherwise; without, it counts every process (as check_procs does).
+    """
+
+    kind: ClassVar[str] = "process"
+    Config: ClassVar[type[CheckConfig]] = ProcessConfig
+    targets: ClassVar[frozenset[str]] = frozenset({"host"})
+
+    def run(self, target: Any) -> CheckResult:
+        """Given a host target, return the state of the processes the check looks for."""
+        source = source_for(target)
+        return evaluate_processes(
+            source.processes(), cast(ProcessConfig, self.config), source.own_pids()
+        )

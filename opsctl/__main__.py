@@ -1,0 +1,5 @@
+"""``python -m opsctl`` runs the CLI."""
+
+from opsctl.cli import main
+
+main()
