@@ -547,9 +547,17 @@ class HttpCheck(Check):
         headers = {name: resolve_secret(value, name) for name, value in config.headers.items()}
         verify: bool | str = config.verify_tls
         if config.verify_tls and config.ca_file:
-            if not Path(config.ca_file).expanduser().is_file():
-                raise CheckError(f"ca_file {config.ca_file} does not exist")
             verify = str(Path(config.ca_file).expanduser())
+            if not Path(verify).is_file():
+                raise CheckError(f"ca_file {config.ca_file} does not exist")
+            try:
+                # requests would load it only after connecting, and its error would read
+                # like the server's fault.
+                ssl.create_default_context(cafile=verify)
+            except (ssl.SSLError, OSError) as error:
+                raise CheckError(
+                    f"ca_file {config.ca_file} cannot be loaded as PEM certificates: {error}"
+                ) from None
         observed = observe(
             url,
             method=config.method,

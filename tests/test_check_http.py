@@ -386,9 +386,13 @@ def test_url_comes_from_config_or_the_target(http_server: str) -> None:
         run("ftp://files.example.org/")
 
 
-def test_missing_ca_file_cannot_run(https_server: str, tmp_path: Path) -> None:
+def test_missing_or_broken_ca_file_cannot_run(https_server: str, tmp_path: Path) -> None:
     with pytest.raises(CheckError, match="ca_file .* does not exist"):
         run(f"{https_server}/", ca_file=str(tmp_path / "nope.pem"))
+    broken = tmp_path / "broken.pem"
+    broken.write_text("not a certificate\n", encoding="utf-8")
+    with pytest.raises(CheckError, match="cannot be loaded as PEM certificates"):
+        run(f"{https_server}/", ca_file=str(broken))
 
 
 @pytest.mark.parametrize(

@@ -338,9 +338,26 @@ def test_address_defaults_from_the_target() -> None:
         resolve_address(TlsConfig(), SimpleNamespace(name="x", address=None))
 
 
-def test_missing_ca_file_cannot_run(tmp_path: Path) -> None:
+def test_missing_or_broken_ca_file_cannot_run(tmp_path: Path) -> None:
     with pytest.raises(CheckError, match="ca_file .* does not exist"):
         run(endpoint(443), ca_file=str(tmp_path / "absent.pem"))
+    broken = tmp_path / "broken.pem"
+    broken.write_text("not a certificate\n", encoding="utf-8")
+    with pytest.raises(CheckError, match="cannot be loaded as PEM certificates"):
+        run(endpoint(closed_port()), ca_file=str(broken))
+
+
+def test_connect_timeout_is_not_mistaken_for_a_handshake_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def unreachable(address: tuple[str, int], timeout: float) -> socket.socket:
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+
+    result = run(SimpleNamespace(name="his01", address="10.0.0.5"), timeout=2)
+
+    assert result.summary == "tls 10.0.0.5:443 connection timed out after 2s"
 
 
 @pytest.mark.parametrize(
