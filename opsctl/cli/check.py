@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from datetime import timedelta
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, get_origin
 
 import typer
 
@@ -235,7 +235,10 @@ def list_kinds(as_json: JsonOption = False) -> None:
 
 def _field(name: str, info: Any) -> dict[str, Any]:
     annotation = info.annotation
-    type_name = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+    if get_origin(annotation) is None and hasattr(annotation, "__name__"):
+        type_name = annotation.__name__
+    else:
+        type_name = str(annotation).replace("typing.", "")
     if "Range" in str(annotation):
         type_name = "range"
     elif "timedelta" in str(annotation):
