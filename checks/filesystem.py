@@ -185,7 +185,7 @@ def select_mounts(
     Bind mounts and other repeated mounts of one device are checked once, at the shortest
     mount point: they share one filesystem, and each would raise the same alert.
     """
-    named = {p for p in config.include if not any(c in p for c in "*?[")} | set(config.mounts)
+    named = {p for p in [*config.include, *config.mounts] if not any(c in p for c in "*?[")}
     skipped: dict[str, dict[str, str]] = {
         "pseudo": {},
         "excluded": {},

@@ -168,7 +168,9 @@ def _intersect(count: Range | None, crit: Range | None) -> Range | None:
         return count or crit
     if count.inside or crit.inside:
         return crit  # no single Nagios range says both; the item's verdict still does
-    return Range(max(count.start, crit.start), min(count.end, crit.end))
+    start, end = max(count.start, crit.start), min(count.end, crit.end)
+    # Ranges that leave no acceptable count ("5:" with "3") cannot be written as one.
+    return Range(start, end) if start <= end else crit
 
 
 def _expectation(value: Range) -> str:
@@ -183,6 +185,8 @@ def _expectation(value: Range) -> str:
     high = None if math.isinf(value.end) else number(value.end)
     if low and high:
         return f"between {low} and {high}" if low != high else f"exactly {low}"
+    if high == "0" and not low:
+        return "none"
     if low:
         return f"at least {low}"
     if high:
@@ -218,6 +222,45 @@ def _pid_list(processes: list[ProcessInfo]) -> str:
     return ", ".join(pids) + (f", … {more} more" if more > 0 else "")
 
 
+def _total(values: list[float | None] | list[int | None]) -> float | None:
+    """The sum of the known values; None if every value is unknown (0 if there are none)."""
+    known = [v for v in values if v is not None]
+    return None if values and not known else sum(known)
+
+
+def _measure(
+    metrics: list[Metric],
+    name: str,
+    value: float | None,
+    unit: str,
+    warn: Range | None,
+    crit: Range | None,
+) -> State:
+    """Append the metric for ``value`` if it is known; return its state (UNKNOWN if it is
+    not known but thresholds ask for it, OK if nobody asked).
+    """
+    if value is None:
+        return State.UNKNOWN if warn is not None or crit is not None else State.OK
+    metric = Metric(
+        name,
+        value,
+        unit,
+        None if warn is None else warn.to_unit(unit),
+        None if crit is None else crit.to_unit(unit),
+        0,
+    )
+    metrics.append(metric)
+    return metric.state
+
+
+def _advice(state: State, text: str) -> str:
+    return text if state in (State.WARNING, State.CRITICAL) else ""
+
+
+def _mark(text: str, state: State) -> str:
+    return text if state == State.OK else f"{text} ({state.name})"
+
+
 def _threshold_text(warn: Range | None, crit: Range | None) -> str:
     return ", ".join(
         f"{level} {value.describe()}"
@@ -244,33 +287,11 @@ def evaluate_processes(
         [evaluate(number, None, config.count), evaluate(number, config.warn, config.crit)]
     )
 
-    rss_values = [p.rss_bytes for p in found if p.rss_bytes is not None]
-    rss_total = sum(rss_values)
-    cpu_values = [p.cpu_percent for p in found if p.cpu_percent is not None]
-    cpu_total = sum(cpu_values) if cpu_values or not found else None
-
-    metrics = [
-        Metric("count", number, "", config.warn, _intersect(config.count, config.crit), 0),
-        Metric(
-            "rss",
-            rss_total,
-            "B",
-            None if config.rss_warn is None else config.rss_warn.to_unit("B"),
-            None if config.rss_crit is None else config.rss_crit.to_unit("B"),
-            0,
-        ),
-    ]
-    if cpu_total is not None:
-        metrics.append(
-            Metric(
-                "cpu_percent",
-                cpu_total,
-                "%",
-                None if config.cpu_warn is None else config.cpu_warn.to_unit("%"),
-                None if config.cpu_crit is None else config.cpu_crit.to_unit("%"),
-                0,
-            )
-        )
+    rss_total = _total([p.rss_bytes for p in found])
+    cpu_total = _total([p.cpu_percent for p in found])
+    metrics = [Metric("count", number, "", config.warn, _intersect(config.count, config.crit), 0)]
+    rss_state = _measure(metrics, "rss", rss_total, "B", config.rss_warn, config.rss_crit)
+    cpu_state = _measure(metrics, "cpu_percent", cpu_total, "%", config.cpu_warn, config.cpu_crit)
 
     count_threshold = ", ".join(
         part
@@ -281,36 +302,36 @@ def evaluate_processes(
         )
         if part
     )
-    state_word = config.state or "running"
     items = [
         Item(
             key="process.count",
             item=f"Process {label} / count",
-            value=f"{number} {state_word}" + (f" (pids {_pid_list(found)})" if found else ""),
+            value=f"{number} {config.state or 'running'}"
+            + (f" (pids {_pid_list(found)})" if found else ""),
             verdict=count_state,
             threshold=count_threshold,
             advice=_count_advice(count_state, number, config, found),
         )
     ]
-    rss_state = metrics[1].state
     if config.rss_warn is not None or config.rss_crit is not None:
         items.append(
             Item(
                 key="process.rss",
                 item=f"Process {label} / memory",
-                value=f"{format_bytes(rss_total)} resident",
+                value="not readable"
+                if rss_total is None
+                else f"{format_bytes(rss_total)} resident",
                 verdict=rss_state,
                 threshold=_threshold_text(config.rss_warn, config.rss_crit),
-                advice=""
-                if rss_state == State.OK
-                else f"{label} uses {format_bytes(rss_total)}: compare with its configured "
-                "heap or cache size, look for a leak, and restart it in a maintenance window "
-                "if it keeps growing",
+                advice=_advice(
+                    rss_state,
+                    f"{label} uses {format_bytes(rss_total or 0)}: compare with its configured "
+                    "heap or cache size, look for a leak, and restart it in a maintenance "
+                    "window if it keeps growing",
+                ),
             )
         )
-    cpu_state = State.OK
     if config.cpu_warn is not None or config.cpu_crit is not None:
-        cpu_state = State.UNKNOWN if cpu_total is None else metrics[2].state
         items.append(
             Item(
                 key="process.cpu",
@@ -318,30 +339,28 @@ def evaluate_processes(
                 value="not measured" if cpu_total is None else f"{cpu_total:.1f}%",
                 verdict=cpu_state,
                 threshold=_threshold_text(config.cpu_warn, config.cpu_crit),
-                advice=""
-                if cpu_state in (State.OK, State.UNKNOWN)
-                else f"{label} is using {cpu_total:.0f}% CPU: see which of its threads "
-                "are busy (top -H -p PID) and whether a job or a query loop explains it",
+                advice=_advice(
+                    cpu_state,
+                    f"{label} is using {cpu_total or 0:.0f}% CPU: see which of its threads "
+                    "are busy (top -H -p PID) and whether a job or a query loop explains it",
+                ),
             )
         )
 
-    if number == 0:
-        summary = f"no process {subject}".rstrip()
-    else:
-        noun = "process" if number == 1 else "processes"
-        summary = f"{number} {noun} {subject}".rstrip()
+    noun = "process" if number == 1 else "processes"
+    summary = (f"{number} {noun}" if number else "no process") + (f" {subject}" if subject else "")
     if count_state != State.OK:
         candidates = (
             (config.count, config.crit) if count_state == State.CRITICAL else (config.warn,)
         )
         broken = next(r for r in candidates if r is not None and r.alerts(number))
         summary += f" ({count_state.name}: expected {_expectation(broken)})"
-    if number:
-        summary += f", {format_bytes(rss_total)} RSS"
-        if rss_state != State.OK:
-            summary += f" ({rss_state.name})"
-    if cpu_total is not None and cpu_state != State.OK:
-        summary += f", CPU {cpu_total:.0f}% ({cpu_state.name})"
+    if rss_total or rss_state != State.OK:
+        rss_text = "RSS not readable" if rss_total is None else f"{format_bytes(rss_total)} RSS"
+        summary += f", {_mark(rss_text, rss_state)}"
+    if cpu_state != State.OK:
+        cpu_text = "CPU not measured" if cpu_total is None else f"CPU {cpu_total:.0f}%"
+        summary += f", {_mark(cpu_text, cpu_state)}"
     return CheckResult.from_metrics(
         metrics,
         summary,
