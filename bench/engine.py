@@ -61,7 +61,12 @@ def inventory(folder: Path, tcp_port: int, tcp_count: int, http_port: int, http_
     """Write an inventory with the given numbers of tcp and http checks; return its path."""
     lines = ["sites:", "  - name: bench", "    hosts:", "      - name: local", "        checks:"]
     lines += [f"          - {{kind: tcp, name: t{i}, port: {tcp_port}}}" for i in range(tcp_count)]
-    lines += ["    endpoints:", "      - name: web", f"        url: http://127.0.0.1:{http_port}/health", "        checks:"]
+    lines += [
+        "    endpoints:",
+        "      - name: web",
+        f"        url: http://127.0.0.1:{http_port}/health",
+        "        checks:",
+    ]
     lines += [f"          - {{kind: http, name: h{i}, contains: UP}}" for i in range(http_count)]
     path = folder / "bench.yaml"
     path.write_text("\n".join(lines) + "\n")
@@ -120,8 +125,16 @@ def main() -> None:
 
     print(f"workers: {options.workers}; best of {options.rounds} rounds, wall time")
     for label, checks, bare in (
-        (f"{options.tcp} tcp checks", tcp_checks, lambda: bare_tcp(tcp_port, options.tcp, options.workers)),
-        (f"{options.http} http checks", http_checks, lambda: bare_http(url, options.http, options.workers)),
+        (
+            f"{options.tcp} tcp checks",
+            tcp_checks,
+            lambda: bare_tcp(tcp_port, options.tcp, options.workers),
+        ),
+        (
+            f"{options.http} http checks",
+            http_checks,
+            lambda: bare_http(url, options.http, options.workers),
+        ),
     ):
         bare_times, engine_times, ok = [], [], 0
         for _ in range(options.rounds):
@@ -130,8 +143,10 @@ def main() -> None:
             engine_times.append(elapsed)
         base, ours = min(bare_times), min(engine_times)
         verdict = "OK" if ours <= 2 * base else "OVER TARGET"
-        print(f"  {label:<18} bare loop {base * 1000:8.1f} ms   engine {ours * 1000:8.1f} ms   "
-              f"{ours / base:4.2f}x  (target <= 2.00x: {verdict}); {ok}/{len(checks)} OK")
+        print(
+            f"  {label:<18} bare loop {base * 1000:8.1f} ms   engine {ours * 1000:8.1f} ms   "
+            f"{ours / base:4.2f}x  (target <= 2.00x: {verdict}); {ok}/{len(checks)} OK"
+        )
     server.shutdown()
     listener.close()
 

@@ -57,11 +57,15 @@ def main() -> None:
     print(f"  bare Typer app --help      {base * 1000:7.1f} ms   (baseline)")
     median = statistics.median(ours)
     verdict = "OK" if median <= 1.5 * base else "OVER TARGET"
-    print(f"  opsctl --help              {median * 1000:7.1f} ms   {median / base:4.2f}x  (target <= 1.50x: {verdict})")
+    print(
+        f"  opsctl --help              {median * 1000:7.1f} ms   {median / base:4.2f}x  (target <= 1.50x: {verdict})"
+    )
     # For information: a sub-command's help also processes the global options, and Typer
     # coerces option values through pydantic, which the bare app's --help never imports.
     median = statistics.median(subcommand)
-    print(f"  opsctl check run --help    {median * 1000:7.1f} ms   {median / base:4.2f}x  (no target)")
+    print(
+        f"  opsctl check run --help    {median * 1000:7.1f} ms   {median / base:4.2f}x  (no target)"
+    )
 
 
 if __name__ == "__main__":

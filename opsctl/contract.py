@@ -52,7 +52,9 @@ class State(IntEnum):
         try:
             return cls[key]
         except KeyError:
-            raise ValueError(f"not a state: {text!r} (expected OK, WARNING, CRITICAL or UNKNOWN)") from None
+            raise ValueError(
+                f"not a state: {text!r} (expected OK, WARNING, CRITICAL or UNKNOWN)"
+            ) from None
 
 
 def worst(states: Any) -> State:
@@ -88,7 +90,9 @@ _UNITS: dict[str, tuple[str, float]] = {
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _BOUND = re.compile(rf"^\s*({_NUMBER})\s*([A-Za-z%]*)\s*$")
 
-RANGE_HINT = 'a Nagios range like "80", "10:", "~:10", "10:20" or "@10:20" (a unit such as % is allowed)'
+RANGE_HINT = (
+    'a Nagios range like "80", "10:", "~:10", "10:20" or "@10:20" (a unit such as % is allowed)'
+)
 
 
 def _format_number(value: float) -> str:

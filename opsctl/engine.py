@@ -57,7 +57,9 @@ def transition(previous: Status | None, state: State, now: datetime, max_attempt
     if previous.state_type == HARD and previous.state != State.OK:
         # Already in a hard problem state: a change among problem states stays hard.
         changed = state != previous.last_hard_state
-        return Status(state, HARD, max_attempts, since, state, now if changed else previous.last_hard_change)
+        return Status(
+            state, HARD, max_attempts, since, state, now if changed else previous.last_hard_change
+        )
     attempt = 1 if previous.state == State.OK else previous.attempt + 1
     if attempt >= max_attempts:
         return Status(state, HARD, attempt, since, state, now)
@@ -102,7 +104,9 @@ def run_check(check: CheckInstance) -> CheckResult:
 
 def _validated(result: Any) -> CheckResult:
     if not isinstance(result, CheckResult):
-        return CheckResult.unknown(f"check returned {type(result).__name__}, expected a CheckResult")
+        return CheckResult.unknown(
+            f"check returned {type(result).__name__}, expected a CheckResult"
+        )
     if not isinstance(result.state, State):
         try:
             result = replace(result, state=State(int(result.state)))

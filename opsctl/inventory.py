@@ -62,7 +62,11 @@ class Secret:
     def problem(self) -> str | None:
         """Return why this secret cannot be resolved now, or None if it can (value unread)."""
         if self.scheme == "env":
-            return None if self.target in os.environ else f"environment variable {self.target} is not set"
+            return (
+                None
+                if self.target in os.environ
+                else f"environment variable {self.target} is not set"
+            )
         path = Path(self.target).expanduser()
         if not path.is_file():
             return f"secret file {path} does not exist"
@@ -93,7 +97,8 @@ def _secret(value: Any) -> Secret:
         return Secret(value.strip())
     # Never echo the value: it may be a password typed in by mistake.
     raise PydanticCustomError(
-        "secret", 'expected a secret reference like "env:NAME" or "file:/path" (plain values are not allowed)'
+        "secret",
+        'expected a secret reference like "env:NAME" or "file:/path" (plain values are not allowed)',
     )
 
 
@@ -107,7 +112,8 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 def _check_name(value: str) -> str:
     if not _NAME.match(value):
         raise PydanticCustomError(
-            "name", "expected a name of letters, digits, '.', '_' and '-', starting with a letter or digit"
+            "name",
+            "expected a name of letters, digits, '.', '_' and '-', starting with a letter or digit",
         )
     return value
 
@@ -205,7 +211,9 @@ class LogSource(Target):
     target_type: ClassVar[str] = "log"
 
     path: str
-    host: str | None = Field(None, description="name of the host the file is on; the local machine if absent")
+    host: str | None = Field(
+        None, description="name of the host the file is on; the local machine if absent"
+    )
     encoding: str = "utf-8"
 
 
@@ -229,7 +237,9 @@ def _check_timezone(value: str) -> str:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise PydanticCustomError("timezone", 'expected an IANA time zone like "Asia/Shanghai"') from None
+        raise PydanticCustomError(
+            "timezone", 'expected an IANA time zone like "Asia/Shanghai"'
+        ) from None
     return value
 
 
@@ -351,7 +361,9 @@ def _read_yaml(path: Path, shown: str, errors: list[InventoryError]) -> _Documen
         errors.append(InventoryError(shown, None, "", f"cannot read: {error.strerror or error}"))
         return None
     except UnicodeDecodeError as error:
-        errors.append(InventoryError(shown, None, "", f"not UTF-8 text: {error.reason} at byte {error.start}"))
+        errors.append(
+            InventoryError(shown, None, "", f"not UTF-8 text: {error.reason} at byte {error.start}")
+        )
         return None
     loader = yaml.SafeLoader(text)
     try:
@@ -372,12 +384,16 @@ def _read_yaml(path: Path, shown: str, errors: list[InventoryError]) -> _Documen
     if node is not None:
         _record_lines(node, (), document, errors)
     if not isinstance(data, dict):
-        errors.append(InventoryError(shown, 1, "", "expected a mapping with keys such as sites:, schedules:"))
+        errors.append(
+            InventoryError(shown, 1, "", "expected a mapping with keys such as sites:, schedules:")
+        )
         return None
     return document
 
 
-def _record_lines(node: yaml.Node, loc: tuple, document: _Document, errors: list[InventoryError]) -> None:
+def _record_lines(
+    node: yaml.Node, loc: tuple, document: _Document, errors: list[InventoryError]
+) -> None:
     document.lines[loc] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
@@ -387,7 +403,12 @@ def _record_lines(node: yaml.Node, loc: tuple, document: _Document, errors: list
                 continue
             if key in seen:
                 errors.append(
-                    InventoryError(document.file, key_node.start_mark.line + 1, format_path((*loc, key)), "duplicate key")
+                    InventoryError(
+                        document.file,
+                        key_node.start_mark.line + 1,
+                        format_path((*loc, key)),
+                        "duplicate key",
+                    )
                 )
             seen.add(key)
             document.lines.setdefault((*loc, key), key_node.start_mark.line + 1)
@@ -444,7 +465,9 @@ class LoadedInventory:
         sites, targets, kinds, tags = set(sites), set(targets), set(kinds), set(tags)
         chosen = []
         for check in self.checks:
-            if not include_disabled and not (check.site.enabled and check.target.enabled and check.spec.enabled):
+            if not include_disabled and not (
+                check.site.enabled and check.target.enabled and check.spec.enabled
+            ):
                 continue
             if sites and check.site.name not in sites:
                 continue
@@ -504,7 +527,9 @@ def load(path: str | os.PathLike[str], *, check_secrets: bool = True) -> LoadedI
             else:
                 errors.append(
                     InventoryError(
-                        shown, document.line_of((key,)), str(key),
+                        shown,
+                        document.line_of((key,)),
+                        str(key),
                         "unknown key in an included file; expected sites, schedules or include",
                     )
                 )
@@ -512,7 +537,11 @@ def load(path: str | os.PathLike[str], *, check_secrets: bool = True) -> LoadedI
         if isinstance(includes, str):
             includes = [includes]
         if not isinstance(includes, list):
-            errors.append(InventoryError(shown, document.line_of(("include",)), "include", "expected a list of paths"))
+            errors.append(
+                InventoryError(
+                    shown, document.line_of(("include",)), "include", "expected a list of paths"
+                )
+            )
             return
         for index, pattern in enumerate(includes):
             line = document.line_of(("include", index))
@@ -520,14 +549,20 @@ def load(path: str | os.PathLike[str], *, check_secrets: bool = True) -> LoadedI
             if not isinstance(pattern, str):
                 errors.append(InventoryError(shown, line, where, "expected a path or glob pattern"))
                 continue
-            full = str(Path(os.path.expanduser(pattern)) if os.path.isabs(os.path.expanduser(pattern)) else file.parent / pattern)
+            full = str(
+                Path(os.path.expanduser(pattern))
+                if os.path.isabs(os.path.expanduser(pattern))
+                else file.parent / pattern
+            )
             matches = sorted(glob.glob(full)) if glob.has_magic(full) else [full]
             if not matches:
                 errors.append(InventoryError(shown, line, where, f"no file matches {pattern!r}"))
             for match in matches:
                 resolved = Path(match).resolve()
                 if resolved in stack or resolved == file.resolve():
-                    errors.append(InventoryError(shown, line, where, f"{pattern!r} includes itself"))
+                    errors.append(
+                        InventoryError(shown, line, where, f"{pattern!r} includes itself")
+                    )
                     continue
                 if not resolved.is_file():
                     errors.append(InventoryError(shown, line, where, f"{match} does not exist"))
@@ -543,14 +578,21 @@ def load(path: str | os.PathLike[str], *, check_secrets: bool = True) -> LoadedI
 
     def place(loc: tuple) -> tuple[_Document, tuple]:
         """Map a location in the merged data to its file and its location in that file."""
-        if len(loc) >= 2 and loc[0] in origins and isinstance(loc[1], int) and loc[1] < len(origins[loc[0]]):
+        if (
+            len(loc) >= 2
+            and loc[0] in origins
+            and isinstance(loc[1], int)
+            and loc[1] < len(origins[loc[0]])
+        ):
             origin = origins[loc[0]][loc[1]]
             return origin.document, (origin.key, origin.index, *loc[2:])
         return root_document, loc
 
     def error_at(loc: tuple, message: str) -> None:
         document, local = place(loc)
-        errors.append(InventoryError(document.file, document.line_of(local), format_path(local), message))
+        errors.append(
+            InventoryError(document.file, document.line_of(local), format_path(local), message)
+        )
 
     def schema_errors(validation: ValidationError, prefix: tuple) -> None:
         for problem in validation.errors(include_url=False):
@@ -632,7 +674,12 @@ def _validate_site(
                 # The target is broken, but its checks may still be judged on their own.
                 checks = target.get("checks") if isinstance(target, dict) else None
                 for check_index, check in enumerate(checks if isinstance(checks, list) else []):
-                    _validate_check(check, model.target_type, (*loc, section, index, "checks", check_index), error_at)
+                    _validate_check(
+                        check,
+                        model.target_type,
+                        (*loc, section, index, "checks", check_index),
+                        error_at,
+                    )
         kept[section] = valid
     try:
         return Site.model_validate(kept)
@@ -662,7 +709,11 @@ def _describe(problem: dict[str, Any], loc: tuple) -> str:
     message = message.replace("a valid string", "text").replace("a valid integer", "a whole number")
     message = message.replace("a valid boolean", "true or false").replace("a valid list", "a list")
     message = message.replace("a valid dictionary", "a mapping")
-    if kind != "secret" and isinstance(given, str | int | float | bool) and repr(given) not in message:
+    if (
+        kind != "secret"
+        and isinstance(given, str | int | float | bool)
+        and repr(given) not in message
+    ):
         shown = given if not isinstance(given, str) or len(given) <= 60 else given[:57] + "..."
         message += f" (got {shown!r})"
     return message
@@ -698,7 +749,12 @@ def _inner_model(annotation: Any) -> Any:
     return annotation
 
 
-_TARGET_SECTIONS = {"hosts": "host", "databases": "database", "logs": "log", "endpoints": "endpoint"}
+_TARGET_SECTIONS = {
+    "hosts": "host",
+    "databases": "database",
+    "logs": "log",
+    "endpoints": "endpoint",
+}
 _SECTIONS.update({"hosts": Host, "databases": Database, "logs": LogSource, "endpoints": Endpoint})
 
 
@@ -719,7 +775,10 @@ def _validate_check(
     if target_type not in check_class.targets:
         allowed = ", ".join(sorted(check_class.targets))
         article = "an" if target_type[0] in "aeiou" else "a"
-        error_at((*loc, "kind"), f"a {kind} check cannot be attached to {article} {target_type}; it goes on: {allowed}")
+        error_at(
+            (*loc, "kind"),
+            f"a {kind} check cannot be attached to {article} {target_type}; it goes on: {allowed}",
+        )
         return None
     options = {k: v for k, v in raw.items() if k not in CheckSpec.COMMON}
     try:
@@ -743,7 +802,10 @@ def _resolve(inventory: Inventory, error_at: Any, *, check_secrets: bool) -> lis
     for site_index, site in enumerate(inventory.sites):
         site_loc = ("sites", site_index)
         if site.name in site_names:
-            error_at((*site_loc, "name"), f"duplicate site name {site.name!r} (also sites[{site_names[site.name]}])")
+            error_at(
+                (*site_loc, "name"),
+                f"duplicate site name {site.name!r} (also sites[{site_names[site.name]}])",
+            )
         site_names.setdefault(site.name, site_index)
         target_names: dict[str, str] = {}
         host_names = {host.name for host in site.hosts}
@@ -762,7 +824,9 @@ def _resolve(inventory: Inventory, error_at: Any, *, check_secrets: bool) -> lis
                     for secret_loc, secret in _secrets_of(target):
                         problem = secret.problem()
                         if problem:
-                            error_at((*target_loc, *secret_loc), f"secret {secret.reference}: {problem}")
+                            error_at(
+                                (*target_loc, *secret_loc), f"secret {secret.reference}: {problem}"
+                            )
                 check_names: dict[str, int] = {}
                 for check_index, spec in enumerate(target.checks):
                     loc = (*target_loc, "checks", check_index)
@@ -783,19 +847,27 @@ def _resolve(inventory: Inventory, error_at: Any, *, check_secrets: bool) -> lis
                     instances.append(
                         CheckInstance(
                             id=f"{site.name}/{target.name}/{name}",
-                            site=site, target=target, spec=spec, name=name,
-                            config=config, check_class=check_class,
+                            site=site,
+                            target=target,
+                            spec=spec,
+                            name=name,
+                            config=config,
+                            check_class=check_class,
                         )
                     )
     return instances
 
 
-def _check_references(site: Site, target: Target, loc: tuple, host_names: set[str], error_at: Any) -> None:
+def _check_references(
+    site: Site, target: Target, loc: tuple, host_names: set[str], error_at: Any
+) -> None:
     if isinstance(target, LogSource) and target.host is not None and target.host not in host_names:
         error_at((*loc, "host"), f"no host named {target.host!r} in site {site.name!r}")
     if isinstance(target, Host) and target.ssh is not None and target.ssh.via is not None:
         if target.ssh.via not in host_names:
-            error_at((*loc, "ssh", "via"), f"no host named {target.ssh.via!r} in site {site.name!r}")
+            error_at(
+                (*loc, "ssh", "via"), f"no host named {target.ssh.via!r} in site {site.name!r}"
+            )
         elif target.ssh.via == target.name:
             error_at((*loc, "ssh", "via"), "a host cannot be its own jump host")
 

@@ -44,7 +44,9 @@ def load(kind: str) -> type[Check]:
     try:
         loaded = entry.load()
     except Exception as error:  # a third-party plugin can fail in any way on import
-        raise RegistryError(f"check kind {kind!r} ({entry.value}) failed to load: {error}") from error
+        raise RegistryError(
+            f"check kind {kind!r} ({entry.value}) failed to load: {error}"
+        ) from error
     if not (isinstance(loaded, type) and issubclass(loaded, Check)):
         raise RegistryError(f"check kind {kind!r} ({entry.value}) is not a Check subclass")
     if loaded.kind != kind:

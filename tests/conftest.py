@@ -41,7 +41,10 @@ def need_executable(path: str, package: str) -> str:
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A SQLAlchemy URL of a fresh, empty PostgreSQL database, dropped after the session."""
-    need(port_open(POSTGRES_HOST, POSTGRES_PORT), f"PostgreSQL not reachable at {POSTGRES_HOST}:{POSTGRES_PORT}")
+    need(
+        port_open(POSTGRES_HOST, POSTGRES_PORT),
+        f"PostgreSQL not reachable at {POSTGRES_HOST}:{POSTGRES_PORT}",
+    )
     import psycopg
 
     name = f"opsctl_test_{uuid.uuid4().hex[:12]}"

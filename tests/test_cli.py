@@ -76,7 +76,9 @@ def invoke(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def test_run_exit_code_is_the_worst_state_and_results_are_stored(inventory: Path, tmp_path: Path) -> None:
+def test_run_exit_code_is_the_worst_state_and_results_are_stored(
+    inventory: Path, tmp_path: Path
+) -> None:
     db = str(tmp_path / "store.db")
     code, output = invoke("--db", db, "check", "run", "-i", str(inventory))
     assert code == 2, output
@@ -102,8 +104,19 @@ def test_run_exit_code_is_the_worst_state_and_results_are_stored(inventory: Path
 
 
 def test_filters_and_json(inventory: Path, tmp_path: Path) -> None:
-    code, output = invoke("check", "run", "-i", str(inventory), "--site", "clinic", "--target", "db",
-                          "--format", "json", "--no-store")
+    code, output = invoke(
+        "check",
+        "run",
+        "-i",
+        str(inventory),
+        "--site",
+        "clinic",
+        "--target",
+        "db",
+        "--format",
+        "json",
+        "--no-store",
+    )
     assert code == 0
     data = json.loads(output)
     assert [r["id"] for r in data["results"]] == ["clinic/db/tcp"]
@@ -114,7 +127,9 @@ def test_filters_and_json(inventory: Path, tmp_path: Path) -> None:
 
 
 def test_nagios_format(inventory: Path) -> None:
-    code, output = invoke("check", "run", "-i", str(inventory), "--site", "lab", "--format", "nagios", "--no-store")
+    code, output = invoke(
+        "check", "run", "-i", str(inventory), "--site", "lab", "--format", "nagios", "--no-store"
+    )
     assert code == 0
     first = output.splitlines()[0]
     assert first.startswith("lab/lis/tcp OK - ") or first.startswith("OPSCTL OK")
@@ -138,8 +153,10 @@ def test_validate(inventory: Path) -> None:
 
 def test_broken_inventory_lists_every_error_and_exits_2(tmp_path: Path) -> None:
     path = tmp_path / "broken.yaml"
-    path.write_text("sites:\n  - name: a\n    hosts:\n      - name: h\n        transport: telnet\n"
-                    "        checks: [{kind: tcp}, {kind: nope}]\n")
+    path.write_text(
+        "sites:\n  - name: a\n    hosts:\n      - name: h\n        transport: telnet\n"
+        "        checks: [{kind: tcp}, {kind: nope}]\n"
+    )
     code, output = invoke("inventory", "validate", "-i", str(path))
     assert code == 2
     assert f"{path}:5 sites[0].hosts[0].transport: expected 'local', 'ssh' or 'agent'" in output
@@ -160,7 +177,14 @@ def test_missing_inventory_file(tmp_path: Path) -> None:
 
 
 def test_unreachable_store_is_unknown_not_a_traceback(inventory: Path) -> None:
-    code, output = invoke("--db", "postgresql://nobody:secretpw@127.0.0.1:1/none", "check", "run", "-i", str(inventory))
+    code, output = invoke(
+        "--db",
+        "postgresql://nobody:secretpw@127.0.0.1:1/none",
+        "check",
+        "run",
+        "-i",
+        str(inventory),
+    )
     assert code == 3
     assert "store:" in output and "secretpw" not in output and "Traceback" not in output
 
@@ -171,7 +195,9 @@ def test_check_list_shows_kinds_and_fields() -> None:
     data = json.loads(output)
     kinds = {entry["kind"]: entry for entry in data["kinds"]}
     assert {"host", "filesystem", "process", "tcp", "http", "tls", "nagios"} <= set(kinds)
-    assert all("error" not in entry for entry in kinds.values()), [e.get("error") for e in kinds.values()]
+    assert all("error" not in entry for entry in kinds.values()), [
+        e.get("error") for e in kinds.values()
+    ]
     port = next(f for f in kinds["tcp"]["fields"] if f["name"] == "port")
     assert port["description"]
     assert "max_attempts" in {f["name"] for f in data["common_fields"]}
@@ -180,7 +206,9 @@ def test_check_list_shows_kinds_and_fields() -> None:
 
 
 def test_history_since_must_be_a_duration(tmp_path: Path) -> None:
-    code, output = invoke("--db", str(tmp_path / "s.db"), "check", "history", "app", "--since", "lately")
+    code, output = invoke(
+        "--db", str(tmp_path / "s.db"), "check", "history", "app", "--since", "lately"
+    )
     assert code == 2 and "expected a duration" in output
 
 

@@ -27,7 +27,9 @@ RANGE_TABLE = [
 
 
 @pytest.mark.parametrize(("text", "alerting", "quiet"), RANGE_TABLE)
-def test_range_alerts_as_the_guidelines_define(text: str, alerting: list[float], quiet: list[float]) -> None:
+def test_range_alerts_as_the_guidelines_define(
+    text: str, alerting: list[float], quiet: list[float]
+) -> None:
     parsed = Range.parse(text)
     for value in alerting:
         assert parsed.alerts(value), f"{text!r} should alert on {value}"
@@ -72,7 +74,9 @@ GUIDELINE_EXAMPLES = [
 
 
 @pytest.mark.parametrize(("warn", "crit", "value", "expected"), GUIDELINE_EXAMPLES)
-def test_evaluate_guideline_examples(warn: str | None, crit: str | None, value: float, expected: State) -> None:
+def test_evaluate_guideline_examples(
+    warn: str | None, crit: str | None, value: float, expected: State
+) -> None:
     warn_range = Range.parse(warn) if warn else None
     crit_range = Range.parse(crit) if crit else None
     assert evaluate(value, warn_range, crit_range) is expected
@@ -84,7 +88,8 @@ def test_missing_value_is_unknown() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["", "@", "abc", "10:20:30", "20:10", "1e", "10:x", "5%:10ms", "80 percent", "12 parsecs"]
+    "text",
+    ["", "@", "abc", "10:20:30", "20:10", "1e", "10:x", "5%:10ms", "80 percent", "12 parsecs"],
 )
 def test_malformed_ranges_are_refused(text: str) -> None:
     with pytest.raises(ValueError):
@@ -99,7 +104,9 @@ def test_range_units_convert_within_a_dimension_only() -> None:
         Range.parse("80%").to_unit("s")
 
 
-@pytest.mark.parametrize("text", ["10", "10:", "~:10", "10:20", "@10:20", "@~:0", "0.5:1.5", "-3:4"])
+@pytest.mark.parametrize(
+    "text", ["10", "10:", "~:10", "10:20", "@10:20", "@~:0", "0.5:1.5", "-3:4"]
+)
 def test_range_prints_back_in_nagios_syntax(text: str) -> None:
     parsed = Range.parse(text)
     assert Range.parse(str(parsed)) == parsed
@@ -136,6 +143,12 @@ def test_result_from_metrics_takes_the_worst() -> None:
     data = result.to_dict()
     assert data["state"] == "WARNING" and data["code"] == 1
     assert data["metrics"][0] == {
-        "name": "used", "value": 85, "unit": "%", "warn": "80", "crit": "90",
-        "min": None, "max": None, "labels": {},
+        "name": "used",
+        "value": 85,
+        "unit": "%",
+        "warn": "80",
+        "crit": "90",
+        "min": None,
+        "max": None,
+        "labels": {},
     }

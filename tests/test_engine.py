@@ -25,8 +25,13 @@ def instance(check_class: type[Check], name: str = "c", **spec: Any) -> CheckIns
     host = Host(name="h")
     fields = {"kind": "test", "timeout": "5s", "retry_interval": 0, **spec}
     return CheckInstance(
-        id=f"s/h/{name}", site=site, target=host, spec=CheckSpec.model_validate(fields), name=name,
-        config=Behaviour(), check_class=check_class,
+        id=f"s/h/{name}",
+        site=site,
+        target=host,
+        spec=CheckSpec.model_validate(fields),
+        name=name,
+        config=Behaviour(),
+        check_class=check_class,
     )
 
 
@@ -46,7 +51,10 @@ def test_an_exception_becomes_unknown_and_the_run_continues() -> None:
 
     ok = make_check(lambda: CheckResult(State.OK, "fine"))
     outcomes = Engine().run([instance(make_check(boom), "bad"), instance(ok, "good")])
-    assert [(o.check.name, o.result.state) for o in outcomes] == [("bad", State.UNKNOWN), ("good", State.OK)]
+    assert [(o.check.name, o.result.state) for o in outcomes] == [
+        ("bad", State.UNKNOWN),
+        ("good", State.OK),
+    ]
     assert outcomes[0].result.summary == "check failed: disk exploded"
     assert outcomes[0].result.details["error"] == "RuntimeError"
     assert outcomes[0].result.started is not None and outcomes[0].result.duration is not None
@@ -121,9 +129,15 @@ def test_soft_states_are_retried_until_hard() -> None:
         return CheckResult(State.CRITICAL, "down")
 
     seen: list[Outcome] = []
-    (outcome,) = Engine().run([instance(make_check(failing), max_attempts=3)], on_outcome=seen.append)
+    (outcome,) = Engine().run(
+        [instance(make_check(failing), max_attempts=3)], on_outcome=seen.append
+    )
     assert len(calls) == 3
-    assert [(o.status.state_type, o.status.attempt) for o in seen] == [(SOFT, 1), (SOFT, 2), (HARD, 3)]
+    assert [(o.status.state_type, o.status.attempt) for o in seen] == [
+        (SOFT, 1),
+        (SOFT, 2),
+        (HARD, 3),
+    ]
     assert outcome.status.state_type == HARD and outcome.status.state is State.CRITICAL
 
 
@@ -170,22 +184,88 @@ TRANSITIONS = [
     (None, State.CRITICAL, 1, HARD, 1, T0, State.CRITICAL),
     (None, State.CRITICAL, 3, SOFT, 1, T0, State.OK),
     (Status(State.OK, HARD, 1, T0 - H, State.OK, T0 - H), State.WARNING, 3, SOFT, 1, T0, State.OK),
-    (Status(State.WARNING, SOFT, 1, T0 - H, State.OK, T0 - H), State.WARNING, 3, SOFT, 2, T0 - H, State.OK),
-    (Status(State.WARNING, SOFT, 2, T0 - H, State.OK, T0 - H), State.CRITICAL, 3, HARD, 3, T0, State.CRITICAL),
-    (Status(State.CRITICAL, HARD, 3, T0 - H, State.CRITICAL, T0 - H), State.CRITICAL, 3, HARD, 3, T0 - H, State.CRITICAL),
-    (Status(State.CRITICAL, HARD, 3, T0 - H, State.CRITICAL, T0 - H), State.WARNING, 3, HARD, 3, T0, State.WARNING),
-    (Status(State.CRITICAL, HARD, 3, T0 - H, State.CRITICAL, T0 - H), State.OK, 3, HARD, 1, T0, State.OK),
-    (Status(State.CRITICAL, SOFT, 1, T0 - H, State.OK, T0 - 2 * H), State.OK, 3, HARD, 1, T0, State.OK),
+    (
+        Status(State.WARNING, SOFT, 1, T0 - H, State.OK, T0 - H),
+        State.WARNING,
+        3,
+        SOFT,
+        2,
+        T0 - H,
+        State.OK,
+    ),
+    (
+        Status(State.WARNING, SOFT, 2, T0 - H, State.OK, T0 - H),
+        State.CRITICAL,
+        3,
+        HARD,
+        3,
+        T0,
+        State.CRITICAL,
+    ),
+    (
+        Status(State.CRITICAL, HARD, 3, T0 - H, State.CRITICAL, T0 - H),
+        State.CRITICAL,
+        3,
+        HARD,
+        3,
+        T0 - H,
+        State.CRITICAL,
+    ),
+    (
+        Status(State.CRITICAL, HARD, 3, T0 - H, State.CRITICAL, T0 - H),
+        State.WARNING,
+        3,
+        HARD,
+        3,
+        T0,
+        State.WARNING,
+    ),
+    (
+        Status(State.CRITICAL, HARD, 3, T0 - H, State.CRITICAL, T0 - H),
+        State.OK,
+        3,
+        HARD,
+        1,
+        T0,
+        State.OK,
+    ),
+    (
+        Status(State.CRITICAL, SOFT, 1, T0 - H, State.OK, T0 - 2 * H),
+        State.OK,
+        3,
+        HARD,
+        1,
+        T0,
+        State.OK,
+    ),
 ]
 
 
-@pytest.mark.parametrize(("previous", "observed", "attempts", "state_type", "attempt", "since", "hard"), TRANSITIONS)
+@pytest.mark.parametrize(
+    ("previous", "observed", "attempts", "state_type", "attempt", "since", "hard"), TRANSITIONS
+)
 def test_transition(
-    previous: Status | None, observed: State, attempts: int, state_type: str, attempt: int, since: datetime, hard: State
+    previous: Status | None,
+    observed: State,
+    attempts: int,
+    state_type: str,
+    attempt: int,
+    since: datetime,
+    hard: State,
 ) -> None:
     status = transition(previous, observed, T0, attempts)
-    assert (status.state, status.state_type, status.attempt, status.since, status.last_hard_state) == (
-        observed, state_type, attempt, since, hard,
+    assert (
+        status.state,
+        status.state_type,
+        status.attempt,
+        status.since,
+        status.last_hard_state,
+    ) == (
+        observed,
+        state_type,
+        attempt,
+        since,
+        hard,
     )
 
 

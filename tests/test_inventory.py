@@ -49,7 +49,9 @@ def test_broken_inventory_reports_every_error_with_line_and_path() -> None:
         f"{name}:42 schedules[0].cron: expected a cron expression",
     ]
     for start in expected:
-        assert any(error.startswith(start) for error in errors), f"missing: {start}\ngot:\n" + "\n".join(errors)
+        assert any(error.startswith(start) for error in errors), (
+            f"missing: {start}\ngot:\n" + "\n".join(errors)
+        )
     assert len(errors) == len(expected), "\n".join(errors)
     # the plain-text password is never echoed back
     assert not any("hunter2" in error for error in errors)
@@ -66,7 +68,10 @@ def test_includes_merge_sites_and_schedules() -> None:
 
 def test_errors_in_included_files_name_that_file_and_its_line() -> None:
     errors = errors_of(FIXTURES / "main-broken.yaml")
-    assert any(e.startswith("missing/*.yaml") is False and "no file matches 'missing/*.yaml'" in e for e in errors)
+    assert any(
+        e.startswith("missing/*.yaml") is False and "no file matches 'missing/*.yaml'" in e
+        for e in errors
+    )
     port_error = next(e for e in errors if "port" in e)
     assert "broken-sites/hospital-c.yaml:8 sites[0].endpoints[0].checks[0].port:" in port_error
     assert "less than or equal to 65535" in port_error
@@ -100,9 +105,13 @@ def test_malformed_files(tmp_path: Path, text: str, message: str) -> None:
 
 def test_unknown_check_option_lists_the_kind_fields(tmp_path: Path) -> None:
     path = tmp_path / "inventory.yaml"
-    path.write_text("sites:\n  - name: s\n    hosts:\n      - name: h\n        checks:\n          - {kind: tcp, prot: 22}\n")
+    path.write_text(
+        "sites:\n  - name: s\n    hosts:\n      - name: h\n        checks:\n          - {kind: tcp, prot: 22}\n"
+    )
     (error,) = errors_of(path)
-    assert error.startswith(f"{path}:6 sites[0].hosts[0].checks[0].prot: unknown key 'prot' for a tcp check")
+    assert error.startswith(
+        f"{path}:6 sites[0].hosts[0].checks[0].prot: unknown key 'prot' for a tcp check"
+    )
     assert "port" in error and "max_attempts" in error
 
 
@@ -116,7 +125,9 @@ def test_check_kind_must_suit_the_target(tmp_path: Path) -> None:
     assert "a filesystem check cannot be attached to an endpoint" in error
 
 
-def test_secrets_resolve_at_use_and_never_print(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_secrets_resolve_at_use_and_never_print(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     secret_file = tmp_path / "password"
     secret_file.write_text("s3cret\n")
     monkeypatch.setenv("OPSCTL_TEST_PASSWORD", "from-env")

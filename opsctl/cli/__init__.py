@@ -47,10 +47,15 @@ def main_options(
     ] = None,
     tz: Annotated[
         str,
-        typer.Option("--tz", envvar="OPSCTL_TZ", help="Time zone for times shown when no site gives one."),
+        typer.Option(
+            "--tz", envvar="OPSCTL_TZ", help="Time zone for times shown when no site gives one."
+        ),
     ] = "Asia/Shanghai",
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
     ] = False,
 ) -> None:
     """Inspection, monitoring and reporting for hospital and public-health information systems."""

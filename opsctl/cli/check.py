@@ -32,16 +32,29 @@ app = typer.Typer(help="Run checks, list check kinds, show history.", no_args_is
 def run(
     ctx: typer.Context,
     inventory: InventoryOption = "inventory.yaml",  # type: ignore[assignment]
-    site: Annotated[list[str] | None, typer.Option("--site", "-s", help="Only this site (repeatable).")] = None,
-    target: Annotated[list[str] | None, typer.Option("--target", "-t", help="Only this target (repeatable).")] = None,
-    kind: Annotated[list[str] | None, typer.Option("--kind", "-k", help="Only this check kind (repeatable).")] = None,
-    tag: Annotated[list[str] | None, typer.Option("--tag", help="Only targets with this tag (repeatable).")] = None,
+    site: Annotated[
+        list[str] | None, typer.Option("--site", "-s", help="Only this site (repeatable).")
+    ] = None,
+    target: Annotated[
+        list[str] | None, typer.Option("--target", "-t", help="Only this target (repeatable).")
+    ] = None,
+    kind: Annotated[
+        list[str] | None, typer.Option("--kind", "-k", help="Only this check kind (repeatable).")
+    ] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", help="Only targets with this tag (repeatable).")
+    ] = None,
     output: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
     as_json: JsonOption = False,
-    concurrency: Annotated[int, typer.Option(min=1, max=512, help="Checks run at the same time.")] = 16,
-    store: Annotated[bool, typer.Option("--store/--no-store", help="Record results in the store.")] = True,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=512, help="Checks run at the same time.")
+    ] = 16,
+    store: Annotated[
+        bool, typer.Option("--store/--no-store", help="Record results in the store.")
+    ] = True,
     retry: Annotated[
-        bool, typer.Option("--retry/--no-retry", help="Re-check soft problem states within this run.")
+        bool,
+        typer.Option("--retry/--no-retry", help="Re-check soft problem states within this run."),
     ] = True,
 ) -> None:
     """Run the inventory's checks now and show the results.
@@ -63,7 +76,10 @@ def run(
     if store:
         database = open_store(ctx, loaded)
         sink = _StoreSink(database)
-        previous = {check_id: _status_of(row) for check_id, row in database.statuses([c.id for c in chosen]).items()}
+        previous = {
+            check_id: _status_of(row)
+            for check_id, row in database.statuses([c.id for c in chosen]).items()
+        }
 
     engine = Engine(concurrency=concurrency, sink=sink, retry=retry)
     try:
@@ -83,8 +99,12 @@ def _run_with_progress(engine: Any, chosen: list[Any], previous: dict[str, Any])
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
-        TextColumn("checks"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        transient=True, console=_stderr_console(),
+        TextColumn("checks"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=True,
+        console=_stderr_console(),
     ) as progress:
         task = progress.add_task("checks", total=len(chosen))
         seen: set[str] = set()
@@ -188,7 +208,8 @@ def _show(outcomes: list[Outcome], output: Format) -> None:
         counts[o.result.state.name] = counts.get(o.result.state.name, 0) + 1
     order = ["CRITICAL", "UNKNOWN", "WARNING", "OK"]
     typer.echo(
-        f"{len(outcomes)} checks: " + ", ".join(f"{counts[s]} {s.lower()}" for s in order if s in counts)
+        f"{len(outcomes)} checks: "
+        + ", ".join(f"{counts[s]} {s.lower()}" for s in order if s in counts)
     )
 
 
@@ -211,7 +232,9 @@ def list_kinds(as_json: JsonOption = False) -> None:
                 "kind": kind,
                 "description": doc[0] if doc else "",
                 "targets": sorted(check_class.targets),
-                "fields": [_field(name, info) for name, info in check_class.Config.model_fields.items()],
+                "fields": [
+                    _field(name, info) for name, info in check_class.Config.model_fields.items()
+                ],
             }
         )
     common = [_field(name, info) for name, info in CheckSpec.model_fields.items() if name != "kind"]
@@ -274,7 +297,9 @@ def _field_line(field: dict[str, Any]) -> str:
 @app.command("history")
 def history(
     ctx: typer.Context,
-    target: Annotated[str, typer.Argument(help="Target name (host, database, log source or endpoint).")],
+    target: Annotated[
+        str, typer.Argument(help="Target name (host, database, log source or endpoint).")
+    ],
     since: Annotated[str, typer.Option(help="How far back: 30m, 12h, 7d...")] = "7d",
     site: Annotated[str | None, typer.Option("--site", "-s", help="Only this site.")] = None,
     kind: Annotated[str | None, typer.Option("--kind", "-k", help="Only this check kind.")] = None,
@@ -320,7 +345,17 @@ def history(
         return
     tz = options(ctx).tz
     table = [
-        [local_time(r.started, tz), r.state.name + (" (soft)" if r.state_type == "soft" else ""), r.check_id, r.summary]
+        [
+            local_time(r.started, tz),
+            r.state.name + (" (soft)" if r.state_type == "soft" else ""),
+            r.check_id,
+            r.summary,
+        ]
         for r in rows
     ]
-    print_table(f"history of {target} since {since}", ["TIME", "STATE", "CHECK", "SUMMARY"], table, state_column=1)
+    print_table(
+        f"history of {target} since {since}",
+        ["TIME", "STATE", "CHECK", "SUMMARY"],
+        table,
+        state_column=1,
+    )

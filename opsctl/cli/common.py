@@ -43,7 +43,11 @@ class Format(StrEnum):
 InventoryOption = Annotated[
     Path,
     typer.Option(
-        "--inventory", "-i", envvar="OPSCTL_INVENTORY", show_envvar=True, help="Inventory YAML file."
+        "--inventory",
+        "-i",
+        envvar="OPSCTL_INVENTORY",
+        show_envvar=True,
+        help="Inventory YAML file.",
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Write JSON (same as --format json).")]
@@ -145,14 +149,15 @@ def plain_table(headers: list[str], rows: list[list[str]]) -> str:
 STATE_STYLE = {"OK": "green", "WARNING": "yellow", "CRITICAL": "bold red", "UNKNOWN": "magenta"}
 
 
-def print_table(title: str, headers: list[str], rows: list[list[str]], state_column: int | None = None) -> None:
+def print_table(
+    title: str, headers: list[str], rows: list[list[str]], state_column: int | None = None
+) -> None:
     """Print a table: a rich table at a terminal, a plain aligned one when piped."""
     if not is_terminal():
         typer.echo(plain_table(headers, rows))
         return
     from rich.console import Console
     from rich.table import Table
-
     from rich.text import Text
 
     table = Table(title=title, title_justify="left", header_style="bold")

@@ -37,15 +37,22 @@ def validate(
                 "files": loaded.files,
                 "counts": counts,
                 "checks": [
-                    {"id": c.id, "kind": c.kind, "enabled": c in loaded.select()} for c in loaded.checks
+                    {"id": c.id, "kind": c.kind, "enabled": c in loaded.select()}
+                    for c in loaded.checks
                 ],
             }
         )
         return
-    parts = [f"{value} {name}" for name, value in counts.items() if name != "enabled_checks" and value]
+    parts = [
+        f"{value} {name}" for name, value in counts.items() if name != "enabled_checks" and value
+    ]
     files = f" ({len(loaded.files)} files)" if len(loaded.files) > 1 else ""
-    typer.echo(f"{inventory}: valid{files}: " + ", ".join(parts) + f" ({counts['enabled_checks']} enabled)")
+    typer.echo(
+        f"{inventory}: valid{files}: " + ", ".join(parts) + f" ({counts['enabled_checks']} enabled)"
+    )
     if verbose:
         enabled = {c.id for c in loaded.select()}
         for check in loaded.checks:
-            typer.echo(f"  {check.id}  [{check.kind}]" + ("" if check.id in enabled else "  (disabled)"))
+            typer.echo(
+                f"  {check.id}  [{check.kind}]" + ("" if check.id in enabled else "  (disabled)")
+            )

@@ -13,6 +13,8 @@ import json
 import math
 import os
 import re
+import sqlite3
+import time as clock
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -496,8 +498,18 @@ def _configure_sqlite_connection(dbapi_connection: Any, connection_record: Any) 
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         # SQLite enforces foreign keys (the samples' cascade) only when asked, per connection.
         cursor.execute("PRAGMA foreign_keys = ON")
-        # WAL lets readers (the CLI, reports) run while the engine writes.
-        cursor.execute("PRAGMA journal_mode = WAL")
+        # WAL lets readers (the CLI, reports) run while the engine writes. It is a property
+        # of the file, so only the first opener switches; SQLite may answer that switch with
+        # "database is locked" at once, without waiting, while another connection is busy
+        # creating the file, hence the retry.
+        deadline = clock.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+        while cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            try:
+                cursor.execute("PRAGMA journal_mode = WAL")
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or clock.monotonic() > deadline:
+                    raise
+                clock.sleep(0.05)
     finally:
         cursor.close()
 
