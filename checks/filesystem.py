@@ -18,6 +18,7 @@ from opsctl.contract import (
     Range,
     RangeField,
     State,
+    percent_range,
     worst,
 )
 from opsctl.sources import MountUsage, format_bytes, source_for
@@ -73,12 +74,6 @@ def _usage_range(value: Range | None) -> Range | None:
     return value
 
 
-def _percent_range(value: Range | None) -> Range | None:
-    if value is not None and value.unit not in ("", "%"):
-        raise ValueError(f'expected a percentage like "80%", got a value in {value.unit}')
-    return value
-
-
 class MountThresholds(BaseModel):
     """Thresholds for one mount point or pattern; a field left out keeps the check's own."""
 
@@ -92,7 +87,7 @@ class MountThresholds(BaseModel):
     inode_crit: RangeField | None = Field(None, description="Critical on inodes used (%).")
 
     _usage = field_validator("warn", "crit")(_usage_range)
-    _inodes = field_validator("inode_warn", "inode_crit")(_percent_range)
+    _inodes = field_validator("inode_warn", "inode_crit")(percent_range)
 
 
 class FilesystemConfig(CheckConfig):
@@ -139,7 +134,7 @@ class FilesystemConfig(CheckConfig):
     )
 
     _usage = field_validator("warn", "crit")(_usage_range)
-    _inodes = field_validator("inode_warn", "inode_crit")(_percent_range)
+    _inodes = field_validator("inode_warn", "inode_crit")(percent_range)
 
 
 @dataclass(frozen=True, slots=True)

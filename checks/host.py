@@ -17,6 +17,7 @@ from opsctl.contract import (
     Range,
     RangeField,
     State,
+    percent_range,
 )
 from opsctl.duration import Duration, format_duration
 from opsctl.sources import HostFacts, format_bytes, source_for
@@ -25,12 +26,6 @@ from opsctl.sources import HostFacts, format_bytes, source_for
 def _plain_range(value: Range | None) -> Range | None:
     if value is not None and value.unit:
         raise ValueError(f'expected a load per CPU like "1.5", without a unit (got {value.unit})')
-    return value
-
-
-def _percent_range(value: Range | None) -> Range | None:
-    if value is not None and value.unit not in ("", "%"):
-        raise ValueError(f'expected a percentage like "90%", got a value in {value.unit}')
     return value
 
 
@@ -79,7 +74,7 @@ class HostConfig(CheckConfig):
     _load = field_validator("load_warn", "load_crit")(_plain_range)
     _percent = field_validator(
         "memory_warn", "memory_crit", "swap_warn", "swap_crit", "cpu_warn", "cpu_crit"
-    )(_percent_range)
+    )(percent_range)
 
 
 def _percent(value: Range | None) -> Range | None:

@@ -20,6 +20,7 @@ from opsctl.contract import (
     RangeField,
     State,
     evaluate,
+    percent_range,
     worst,
 )
 from opsctl.sources import PS_STATES, ProcessInfo, format_bytes, source_for
@@ -45,12 +46,6 @@ def _size_range(value: Range | None) -> Range | None:
         value.to_unit("B")
     except ValueError:
         raise ValueError('expected a size with its unit, like "2GB" or "512MB"') from None
-    return value
-
-
-def _percent_range(value: Range | None) -> Range | None:
-    if value is not None and value.unit not in ("", "%"):
-        raise ValueError(f'expected a percentage like "90%", got a value in {value.unit}')
     return value
 
 
@@ -133,7 +128,7 @@ class ProcessConfig(CheckConfig):
 
     _counts = field_validator("count", "warn", "crit")(_count_range)
     _sizes = field_validator("rss_warn", "rss_crit")(_size_range)
-    _percents = field_validator("cpu_warn", "cpu_crit")(_percent_range)
+    _percents = field_validator("cpu_warn", "cpu_crit")(percent_range)
 
 
 def matching(

@@ -217,6 +217,15 @@ def evaluate(value: float | None, warn: Range | None, crit: Range | None) -> Sta
     return State.OK
 
 
+def percent_range(value: Range | None) -> Range | None:
+    """Given a range from a check's config, return it if it is a percentage (``80%`` or a
+    plain ``80``). Raise ValueError naming the unit otherwise. For use as a field validator.
+    """
+    if value is not None and value.unit not in ("", "%"):
+        raise ValueError(f'expected a percentage like "80%", got a value in {value.unit}')
+    return value
+
+
 def _parse_range_field(value: Any) -> Any:
     if value is None or isinstance(value, Range):
         return value
