@@ -215,3 +215,27 @@ def test_history_since_must_be_a_duration(tmp_path: Path) -> None:
 def test_status_on_an_empty_store(tmp_path: Path) -> None:
     code, output = invoke("--db", str(tmp_path / "s.db"), "status")
     assert code == 0 and output.strip() == "all checks OK"
+
+
+def test_postgresql_store_end_to_end(inventory: Path, postgres_url: str) -> None:
+    url = postgres_url.replace("postgresql+psycopg://", "postgresql://")
+    code, output = invoke("--db", url, "check", "run", "-i", str(inventory), "--site", "clinic", "--json")
+    assert code == 2, output
+    code, output = invoke("--db", url, "status", "--json")
+    assert code == 2
+    assert [c["check_id"] for c in json.loads(output)["checks"]] == ["clinic/app/his"]
+
+
+def test_a_check_that_cannot_observe_is_unknown_and_the_rest_still_run(tmp_path: Path, listener: int) -> None:
+    path = tmp_path / "inventory.yaml"
+    path.write_text(
+        "sites:\n  - name: s\n    hosts:\n"
+        "      - {name: remote, address: 10.9.9.9, transport: ssh, checks: [{kind: host}]}\n"
+        f"      - {{name: local, checks: [{{kind: tcp, port: {listener}}}]}}\n"
+    )
+    code, output = invoke("check", "run", "-i", str(path), "--json", "--no-store")
+    assert code == 3
+    results = {r["id"]: r for r in json.loads(output)["results"]}
+    assert results["s/remote/host"]["state"] == "UNKNOWN"
+    assert "ssh" in results["s/remote/host"]["summary"]
+    assert results["s/local/tcp"]["state"] == "OK"
