@@ -239,3 +239,24 @@ def test_a_check_that_cannot_observe_is_unknown_and_the_rest_still_run(tmp_path:
     assert results["s/remote/host"]["state"] == "UNKNOWN"
     assert "ssh" in results["s/remote/host"]["summary"]
     assert results["s/local/tcp"]["state"] == "OK"
+
+
+def test_inventory_store_url_and_site_time_zone(tmp_path: Path) -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    path = tmp_path / "inventory.yaml"
+    path.write_text(
+        "store: {url: results.db}\n"
+        "sites:\n  - name: far\n    timezone: America/Los_Angeles\n    hosts:\n"
+        f"      - {{name: h, checks: [{{kind: tcp, port: {closed_port()}}}]}}\n"
+    )
+    code, _ = invoke("check", "run", "-i", str(path))
+    assert code == 2
+    assert (tmp_path / "results.db").exists()  # relative to the inventory, not the working directory
+
+    code, output = invoke("status", "-i", str(path), "--json")
+    since = datetime.fromisoformat(json.loads(output)["checks"][0]["since"])
+    code, output = invoke("status", "-i", str(path))
+    shown = since.astimezone(ZoneInfo("America/Los_Angeles")).strftime("%Y-%m-%d %H:%M:%S")
+    assert shown in output.splitlines()[1]

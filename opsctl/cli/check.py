@@ -13,11 +13,13 @@ from opsctl.cli.common import (
     Format,
     InventoryOption,
     JsonOption,
+    OptionalInventoryOption,
     emit_json,
     fail,
     load_inventory,
     local_time,
     open_store,
+    open_store_for,
     options,
     print_table,
 )
@@ -305,6 +307,7 @@ def history(
     kind: Annotated[str | None, typer.Option("--kind", "-k", help="Only this check kind.")] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many results.")] = 200,
     as_json: JsonOption = False,
+    inventory: OptionalInventoryOption = None,
 ) -> None:
     """Show the stored results of one target, newest first."""
     from opsctl.contract import utc_now
@@ -314,7 +317,7 @@ def history(
         window = parse_duration(since)
     except ValueError as error:
         raise fail(f"--since: {error}") from None
-    database = open_store(ctx)
+    database, zones = open_store_for(ctx, inventory)
     try:
         rows = database.history(target, utc_now() - window, site=site, kind=kind, limit=limit)
     finally:
@@ -343,10 +346,10 @@ def history(
     if not rows:
         typer.echo(f"no results for {target} in the last {since}")
         return
-    tz = options(ctx).tz
+    default_tz = options(ctx).tz
     table = [
         [
-            local_time(r.started, tz),
+            local_time(r.started, zones.get(r.site, default_tz)),
             r.state.name + (" (soft)" if r.state_type == "soft" else ""),
             r.check_id,
             r.summary,

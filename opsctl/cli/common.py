@@ -50,6 +50,16 @@ InventoryOption = Annotated[
         help="Inventory YAML file.",
     ),
 ]
+OptionalInventoryOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--inventory",
+        "-i",
+        envvar="OPSCTL_INVENTORY",
+        show_envvar=True,
+        help="Inventory YAML file: its store.url and its sites' time zones are used.",
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Write JSON (same as --format json).")]
 
 
@@ -117,6 +127,13 @@ def open_store(ctx: typer.Context, loaded: LoadedInventory | None = None) -> Sto
         return Store.open(store_url(ctx, loaded))
     except StoreError as error:
         raise fail(f"store: {error}", EXIT_UNKNOWN) from None
+
+
+def open_store_for(ctx: typer.Context, inventory: Path | None) -> tuple[Store, dict[str, str]]:
+    """Open the store of an optional inventory; return it and each site's time zone."""
+    loaded = load_inventory(inventory) if inventory is not None else None
+    zones = {site.name: site.timezone for site in loaded.inventory.sites} if loaded else {}
+    return open_store(ctx, loaded), zones
 
 
 def emit_json(data: Any) -> None:

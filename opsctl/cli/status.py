@@ -6,7 +6,15 @@ from typing import Annotated
 
 import typer
 
-from opsctl.cli.common import JsonOption, emit_json, local_time, open_store, options, print_table
+from opsctl.cli.common import (
+    JsonOption,
+    OptionalInventoryOption,
+    emit_json,
+    local_time,
+    open_store_for,
+    options,
+    print_table,
+)
 
 
 def status(
@@ -14,12 +22,13 @@ def status(
     site: Annotated[str | None, typer.Option("--site", "-s", help="Only this site.")] = None,
     show_all: Annotated[bool, typer.Option("--all", "-a", help="Show OK checks too.")] = False,
     as_json: JsonOption = False,
+    inventory: OptionalInventoryOption = None,
 ) -> None:
     """Show the checks that are not OK now and since when; exit code = the worst state."""
     from opsctl.contract import State, utc_now, worst
     from opsctl.duration import format_duration
 
-    database = open_store(ctx)
+    database, zones = open_store_for(ctx, inventory)
     try:
         rows = database.all_statuses(site) if show_all else database.problems(site)
     finally:
@@ -51,12 +60,12 @@ def status(
     if not rows:
         typer.echo("no checks recorded yet" if show_all else "all checks OK")
         raise typer.Exit(code)
-    tz = options(ctx).tz
+    default_tz = options(ctx).tz
     table = [
         [
             State(r.state).name + (" (soft)" if r.state_type == "soft" else ""),
             r.check_id,
-            f"{local_time(r.since, tz)} ({format_duration(now - r.since)})",
+            f"{local_time(r.since, zones.get(r.site, default_tz))} ({format_duration(now - r.since)})",
             r.summary,
         ]
         for r in rows
