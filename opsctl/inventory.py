@@ -25,6 +25,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -176,12 +177,18 @@ class Target(Model):
 
 
 class SshSettings(Model):
-    user: str = "root"
+    """How to log in to a host over SSH."""
+
+    user: str | None = Field(None, description="login name; default: your own, as ssh does")
     port: int = Field(22, ge=1, le=65535)
-    key: SecretRef | None = None
+    key: SecretRef | None = Field(None, description="private key file, as file:/path")
+    key_passphrase: SecretRef | None = None
     password: SecretRef | None = None
-    via: str | None = None
-    accept_new_host_key: bool = False
+    via: str | None = Field(None, description="name of the jump host (bastion) to go through")
+    accept_new_host_key: bool = Field(
+        False, description="trust an unknown host key on first use and record it"
+    )
+    connect_timeout: Duration = timedelta(seconds=10)
 
 
 class Host(Target):
@@ -190,6 +197,20 @@ class Host(Target):
     address: str = "127.0.0.1"
     transport: Literal["local", "ssh", "agent"] = "local"
     ssh: SshSettings | None = None
+
+    # The jump hosts to reach this host through, outermost first; set when the inventory is
+    # loaded (a name in ``ssh.via`` becomes the Host it names).
+    _jump_hosts: tuple[Host, ...] = PrivateAttr(default=())
+
+    @property
+    def jump_hosts(self) -> tuple[Host, ...]:
+        """The chain of jump hosts to this host, the one to connect to first, first."""
+        return self._jump_hosts
+
+    @property
+    def ssh_settings(self) -> SshSettings:
+        """The SSH settings of this host (the defaults when it has none)."""
+        return self.ssh or SshSettings()
 
 
 class Database(Target):
@@ -864,12 +885,31 @@ def _check_references(
     if isinstance(target, LogSource) and target.host is not None and target.host not in host_names:
         error_at((*loc, "host"), f"no host named {target.host!r} in site {site.name!r}")
     if isinstance(target, Host) and target.ssh is not None and target.ssh.via is not None:
-        if target.ssh.via not in host_names:
-            error_at(
-                (*loc, "ssh", "via"), f"no host named {target.ssh.via!r} in site {site.name!r}"
-            )
-        elif target.ssh.via == target.name:
-            error_at((*loc, "ssh", "via"), "a host cannot be its own jump host")
+        _resolve_jumps(site, target, (*loc, "ssh", "via"), error_at)
+
+
+def _resolve_jumps(site: Site, host: Host, loc: tuple, error_at: Any) -> None:
+    """Follow ``ssh.via`` from host to host and record the chain on the host."""
+    hosts = {each.name: each for each in site.hosts}
+    chain: list[Host] = []
+    names = [host.name]
+    via = host.ssh_settings.via
+    while via is not None:
+        if via in names:
+            error_at(loc, f"jump hosts form a loop: {' -> '.join([*names, via])}")
+            return
+        jump = hosts.get(via)
+        if jump is None:
+            if len(names) == 1:
+                error_at(loc, f"no host named {via!r} in site {site.name!r}")
+            return  # a missing host further along is reported on the host that names it
+        if jump.transport != "ssh":
+            error_at(loc, f"jump host {via!r} must use transport: ssh")
+            return
+        names.append(via)
+        chain.insert(0, jump)
+        via = jump.ssh_settings.via
+    host._jump_hosts = tuple(chain)
 
 
 def _secrets_of(model: BaseModel, loc: tuple = ()) -> Iterator[tuple[tuple, Secret]]:
