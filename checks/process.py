@@ -401,7 +401,7 @@ class ProcessCheck(Check):
 
     def run(self, target: Any) -> CheckResult:
         """Given a host target, return the state of the processes the check looks for."""
-        source = source_for(target)
+        source = source_for(target, self.timeout)
         return evaluate_processes(
             source.processes(), cast(ProcessConfig, self.config), source.own_pids()
         )

@@ -230,14 +230,14 @@ def test_a_check_that_cannot_observe_is_unknown_and_the_rest_still_run(tmp_path:
     path = tmp_path / "inventory.yaml"
     path.write_text(
         "sites:\n  - name: s\n    hosts:\n"
-        "      - {name: remote, address: 10.9.9.9, transport: ssh, checks: [{kind: host}]}\n"
+        "      - {name: remote, address: 10.9.9.9, transport: agent, checks: [{kind: host}]}\n"
         f"      - {{name: local, checks: [{{kind: tcp, port: {listener}}}]}}\n"
     )
     code, output = invoke("check", "run", "-i", str(path), "--json", "--no-store")
     assert code == 3
     results = {r["id"]: r for r in json.loads(output)["results"]}
     assert results["s/remote/host"]["state"] == "UNKNOWN"
-    assert "ssh" in results["s/remote/host"]["summary"]
+    assert "opsctl-agent" in results["s/remote/host"]["summary"]
     assert results["s/local/tcp"]["state"] == "OK"
 
 

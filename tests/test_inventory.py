@@ -153,3 +153,34 @@ def test_select_filters(tmp_path: Path) -> None:
     assert [c.id for c in loaded.select(sites=["hospital-b"])] == ["hospital-b/portal/tcp"]
     assert [c.id for c in loaded.select(targets=["gateway"])] == ["central/gateway/tcp"]
     assert loaded.select(kinds=["http"]) == []
+
+
+def test_jump_host_chains_are_resolved_outermost_first(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.yaml"
+    path.write_text(
+        "sites:\n  - name: s\n    hosts:\n"
+        "      - {name: db, address: 10.0.0.5, transport: ssh, ssh: {via: bastion}}\n"
+        "      - {name: bastion, address: 10.0.0.2, transport: ssh, ssh: {via: gateway}}\n"
+        "      - {name: gateway, address: 203.0.113.7, transport: ssh}\n"
+    )
+    hosts = {host.name: host for host in load(path).inventory.sites[0].hosts}
+    assert [jump.name for jump in hosts["db"].jump_hosts] == ["gateway", "bastion"]
+    assert [jump.name for jump in hosts["bastion"].jump_hosts] == ["gateway"]
+    assert hosts["gateway"].jump_hosts == ()
+
+
+def test_jump_host_loops_and_local_jump_hosts_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.yaml"
+    path.write_text(
+        "sites:\n  - name: s\n    hosts:\n"
+        "      - {name: a, transport: ssh, ssh: {via: b}}\n"
+        "      - {name: b, transport: ssh, ssh: {via: a}}\n"
+        "      - {name: c, transport: ssh, ssh: {via: d}}\n"
+        "      - {name: d, transport: local}\n"
+        "      - {name: e, transport: ssh, ssh: {via: e}}\n"
+    )
+    errors = errors_of(path)
+    assert f"{path}:4 sites[0].hosts[0].ssh.via: jump hosts form a loop: a -> b -> a" in errors
+    assert f"{path}:5 sites[0].hosts[1].ssh.via: jump hosts form a loop: b -> a -> b" in errors
+    assert f"{path}:6 sites[0].hosts[2].ssh.via: jump host 'd' must use transport: ssh" in errors
+    assert f"{path}:8 sites[0].hosts[4].ssh.via: jump hosts form a loop: e -> e" in errors

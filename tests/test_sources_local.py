@@ -119,7 +119,6 @@ def test_from_dict_refuses_missing_unknown_and_naive_times() -> None:
 @pytest.mark.parametrize(
     ("transport", "message"),
     [
-        ("ssh", "his-db01: transport 'ssh' is not available in this installation"),
         (
             "agent",
             "his-db01 reports through opsctl-agent; its host checks are evaluated from "

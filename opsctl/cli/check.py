@@ -92,6 +92,8 @@ def run(
     finally:
         if database is not None:
             database.close()
+        if "opsctl.ssh" in sys.modules:  # SSH connections are pooled for the run; end them
+            sys.modules["opsctl.ssh"].default_pool().close_all()
 
     _show(outcomes, output)
     raise typer.Exit(int(worst(o.result.state for o in outcomes)))

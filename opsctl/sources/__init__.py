@@ -4,9 +4,9 @@ The host, filesystem and process checks never talk to psutil, ``/proc`` or SSH
 themselves. They ask a ``HostSource`` for ``HostFacts``, ``MountUsage`` and
 ``ProcessInfo`` records and judge those with pure functions, so that:
 
-- the same check code runs on the local host (``opsctl.sources.local``, psutil) and,
-  later, on a remote host over SSH (a source that parses ``/proc/*``, ``df -P`` and
-  ``ps`` text into the same records);
+- the same check code runs on the local host (``opsctl.sources.local``, psutil) and on a
+  remote host over SSH (``opsctl.sources.remote`` parses ``/proc/*``, ``df -P`` and ``ps``
+  text into the same records);
 - an agent can push these records as JSON (``to_dict``/``from_dict``) and the server
   can judge them with the same functions;
 - tests feed recorded records from ``tests/fixtures/`` instead of the live host.
@@ -169,12 +169,13 @@ class HostSource(Protocol):
         ...
 
 
-def source_for(target: Any) -> HostSource:
-    """Given a host target (an inventory model with ``name``, ``address``, ``transport``),
-    return the source that observes it.
+def source_for(target: Any, timeout: float = 30.0) -> HostSource:
+    """Given a host target (an inventory model with ``name``, ``address``, ``transport``)
+    and the time budget of one observation in seconds, return the source that observes it:
+    psutil for ``local``, commands over SSH for ``ssh`` (one pooled connection per host).
 
-    Raise CheckError if the host is observed by other means (``agent``), its transport is
-    not available in this installation (``ssh``), or the transport is unknown.
+    Raise CheckError if the host is observed by other means (``agent``) or the transport is
+    unknown.
     """
     name = getattr(target, "name", None) or getattr(target, "address", None) or "host"
     transport = getattr(target, "transport", "local") or "local"
@@ -183,7 +184,15 @@ def source_for(target: Any) -> HostSource:
 
         return LocalSource()
     if transport == "ssh":
-        raise CheckError(f"{name}: transport 'ssh' is not available in this installation")
+        from opsctl.sources.remote import RemoteSource
+        from opsctl.ssh import default_pool
+
+        pool = default_pool()
+
+        def run_over_ssh(command: str, seconds: float) -> Any:
+            return pool.connection(target, seconds).run(command, seconds)
+
+        return RemoteSource(run_over_ssh, name=name, timeout=timeout)
     if transport == "agent":
         raise CheckError(
             f"{name} reports through opsctl-agent; its host checks are evaluated from pushed "
