@@ -256,10 +256,10 @@ def test_every_config_field_is_described() -> None:
         assert field.description, name
 
 
-def test_run_on_an_ssh_host_is_unknown_with_the_reason() -> None:
+def test_run_on_an_agent_host_is_unknown_with_the_reason() -> None:
     check = FilesystemCheck(FilesystemConfig())
-    with pytest.raises(CheckError, match="pacs-app02: transport 'ssh' is not available"):
-        check.run(SimpleNamespace(name="pacs-app02", address="10.0.0.7", transport="ssh"))
+    with pytest.raises(CheckError, match="pacs-app02 reports through opsctl-agent"):
+        check.run(SimpleNamespace(name="pacs-app02", address="10.0.0.7", transport="agent"))
 
 
 def test_run_on_the_local_host_checks_its_root() -> None:
