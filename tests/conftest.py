@@ -56,3 +56,14 @@ def postgres_url() -> Iterator[str]:
     finally:
         with psycopg.connect(admin, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# Real sshd servers, client keys and a password test user for tests/test_ssh.py.
+from sshd_fixtures import (  # noqa: E402, F401
+    bastion_sshd,
+    inner_bastion_sshd,
+    ssh_client_keys,
+    ssh_password_user,
+    sshd,
+    sshd_factory,
+)
