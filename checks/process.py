@@ -52,7 +52,7 @@ def _size_range(value: Range | None) -> Range | None:
 class ProcessConfig(CheckConfig):
     """Configuration of the ``process`` check."""
 
-    name: str | None = Field(
+    process: str | None = Field(
         None,
         description='Process name, exact ("nginx") or a pattern ("ora_pmon_*"), as ps -e and '
         "top show it.",
@@ -68,7 +68,7 @@ class ProcessConfig(CheckConfig):
     count: RangeField | None = Field(
         None,
         description="Critical unless the number of matching processes is within this range. "
-        'Defaults to "1:" (at least one must run) when name or match is given; null disables.',
+        'Defaults to "1:" (at least one must run) when process or match is given; null disables.',
     )
     warn: RangeField | None = Field(
         None, description='Warning on the number of matching processes, as check_procs -w ("500").'
@@ -100,7 +100,7 @@ class ProcessConfig(CheckConfig):
         if (
             isinstance(data, dict)
             and "count" not in data
-            and (data.get("name") or data.get("match"))
+            and (data.get("process") or data.get("match"))
         ):
             return {**data, "count": "1:"}
         return data
@@ -143,8 +143,8 @@ def matching(
     for process in processes:
         if process.pid in excluded:
             continue
-        if config.name is not None and not (
-            process.name == config.name or fnmatchcase(process.name, config.name)
+        if config.process is not None and not (
+            process.name == config.process or fnmatchcase(process.name, config.process)
         ):
             continue
         if pattern is not None and not pattern.search(process.cmdline):
@@ -192,8 +192,8 @@ def _expectation(value: Range) -> str:
 def _subject(config: ProcessConfig) -> str:
     """What the check looks for, for summaries: ``matching 'nginx' of user www``."""
     parts = []
-    if config.name is not None:
-        parts.append(f"matching '{config.name}'")
+    if config.process is not None:
+        parts.append(f"matching '{config.process}'")
     if config.match is not None:
         parts.append(f"with command line matching /{config.match}/")
     if config.user is not None:
@@ -205,7 +205,7 @@ def _subject(config: ProcessConfig) -> str:
 
 def _label(config: ProcessConfig) -> str:
     """The process named in item labels: ``Process nginx / count``."""
-    base = config.name or (f"/{config.match}/" if config.match else "all")
+    base = config.process or (f"/{config.match}/" if config.match else "all")
     extras = [f"user {config.user}" if config.user else "", config.state or ""]
     extra = ", ".join(e for e in extras if e)
     return f"{base} ({extra})" if extra else base
@@ -374,7 +374,9 @@ def _count_advice(
         for r in (config.count, config.warn, config.crit)
     )
     if too_few:
-        what = config.name or (f"the process matching /{config.match}/" if config.match else "it")
+        what = config.process or (
+            f"the process matching /{config.match}/" if config.match else "it"
+        )
         return f"start {what} and find why it stopped: check its log and the system log"
     if config.state == "zombie":
         parents = ", ".join(str(pid) for pid in sorted({p.ppid for p in found})[:_PIDS_SHOWN])

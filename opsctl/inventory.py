@@ -801,6 +801,15 @@ def _validate_check(
             f"a {kind} check cannot be attached to {article} {target_type}; it goes on: {allowed}",
         )
         return None
+    shadowed = CheckSpec.COMMON & set(check_class.Config.model_fields)
+    if shadowed:
+        # The inventory would give these keys to the check instance, never to the kind.
+        error_at(
+            (*loc, "kind"),
+            f"check kind {kind!r} is broken: its configuration reuses the common field(s) "
+            f"{', '.join(sorted(shadowed))}",
+        )
+        return None
     options = {k: v for k, v in raw.items() if k not in CheckSpec.COMMON}
     try:
         return check_class, check_class.Config.model_validate(options)

@@ -38,10 +38,10 @@ def metric(result, name: str):
 @pytest.mark.parametrize(
     ("config", "state", "summary"),
     [
-        ({"name": "nginx"}, State.OK, "3 processes matching 'nginx', 25 MB RSS"),
-        ({"name": "ora_pmon_*"}, State.OK, "1 process matching 'ora_pmon_*', 21 MB RSS"),
+        ({"process": "nginx"}, State.OK, "3 processes matching 'nginx', 25 MB RSS"),
+        ({"process": "ora_pmon_*"}, State.OK, "1 process matching 'ora_pmon_*', 21 MB RSS"),
         (
-            {"name": "ora_pmon_EMR"},
+            {"process": "ora_pmon_EMR"},
             State.CRITICAL,
             "no process matching 'ora_pmon_EMR' (CRITICAL: expected at least 1)",
         ),
@@ -51,9 +51,9 @@ def metric(result, name: str):
             "1 process with command line matching /catalina\\.startup\\.Bootstrap/ of user "
             "tomcat, 5.5 GB RSS",
         ),
-        ({"name": "nginx", "count": "2:4"}, State.OK, "3 processes matching 'nginx', 25 MB RSS"),
+        ({"process": "nginx", "count": "2:4"}, State.OK, "3 processes matching 'nginx', 25 MB RSS"),
         (
-            {"name": "nginx", "crit": "2"},
+            {"process": "nginx", "crit": "2"},
             State.CRITICAL,
             "3 processes matching 'nginx' (CRITICAL: expected at most 2), 25 MB RSS",
         ),
@@ -70,7 +70,7 @@ def metric(result, name: str):
         ),
         (
             {
-                "name": "java",
+                "process": "java",
                 "user": "tomcat",
                 "rss_warn": "4GB",
                 "rss_crit": "8GB",
@@ -81,7 +81,7 @@ def metric(result, name: str):
         ),
         (
             # his-sync runs under hidepid: its memory and CPU could not be read.
-            {"name": "his-sync", "rss_warn": "1GB", "cpu_warn": "50%"},
+            {"process": "his-sync", "rss_warn": "1GB", "cpu_warn": "50%"},
             State.UNKNOWN,
             "1 process matching 'his-sync', RSS not readable (UNKNOWN), CPU not measured (UNKNOWN)",
         ),
@@ -102,11 +102,11 @@ def test_opsctl_and_its_parent_are_not_counted() -> None:
 @pytest.mark.parametrize(
     ("config", "pids"),
     [
-        ({"name": "nginx", "user": "nginx"}, [1351, 1352]),
-        ({"name": "ora_*_HISDB"}, [2601, 2603, 2605]),
+        ({"process": "nginx", "user": "nginx"}, [1351, 1352]),
+        ({"process": "ora_*_HISDB"}, [2601, 2603, 2605]),
         ({"match": "^ora_"}, [2601, 2603, 2605]),
         ({"state": "zombie"}, [3001, 3002, 3003]),
-        ({"name": "sh", "state": "sleeping"}, []),
+        ({"process": "sh", "state": "sleeping"}, []),
         ({"user": "oracle"}, [2450, 2601, 2603, 2605]),
     ],
 )
@@ -115,14 +115,14 @@ def test_filters_all_must_hold(config: dict, pids: list[int]) -> None:
 
 
 def test_count_item_lists_pids_and_advises_when_missing() -> None:
-    result = evaluate_processes(processes(), ProcessConfig(name="nginx"), OPSCTL)
+    result = evaluate_processes(processes(), ProcessConfig(process="nginx"), OPSCTL)
     count = item(result, "process.count")
     assert count.item == "Process nginx / count"
     assert count.value == "3 running (pids 1350, 1351, 1352)"
     assert count.threshold == "critical unless at least 1"
     assert (count.verdict, count.advice) == (State.OK, "")
 
-    result = evaluate_processes(processes(), ProcessConfig(name="ora_pmon_EMR"), OPSCTL)
+    result = evaluate_processes(processes(), ProcessConfig(process="ora_pmon_EMR"), OPSCTL)
     count = item(result, "process.count")
     assert count.value == "0 running"
     assert count.verdict == State.CRITICAL
@@ -145,7 +145,7 @@ def test_long_pid_lists_are_cut() -> None:
 
 
 def test_metrics() -> None:
-    config = ProcessConfig(name="java", rss_warn="4GB", rss_crit="8GB", cpu_crit="300%", warn="3")
+    config = ProcessConfig(process="java", rss_warn="4GB", rss_crit="8GB", cpu_crit="300%", warn="3")
     result = evaluate_processes(processes(), config, OPSCTL)
     count = metric(result, "count")
     assert (count.value, count.unit, str(count.warn), str(count.crit)) == (1, "", "3", "1:")
@@ -161,17 +161,17 @@ def test_metrics() -> None:
 
 
 def test_count_and_crit_combine_into_one_perfdata_range() -> None:
-    result = evaluate_processes(processes(), ProcessConfig(name="nginx", crit="2"), OPSCTL)
+    result = evaluate_processes(processes(), ProcessConfig(process="nginx", crit="2"), OPSCTL)
     assert str(metric(result, "count").crit) == "1:2"
 
 
 def test_expect_one_by_default_only_when_a_process_is_named() -> None:
-    assert str(ProcessConfig(name="nginx").count) == "1:"
+    assert str(ProcessConfig(process="nginx").count) == "1:"
     assert str(ProcessConfig.model_validate({"match": "java"}).count) == "1:"
     assert ProcessConfig().count is None
     assert ProcessConfig(state="zombie").count is None
-    assert ProcessConfig.model_validate({"name": "nginx", "count": None}).count is None
-    result = evaluate_processes(processes(), ProcessConfig(name="ora_pmon_EMR", count=None), OPSCTL)
+    assert ProcessConfig.model_validate({"process": "nginx", "count": None}).count is None
+    result = evaluate_processes(processes(), ProcessConfig(process="ora_pmon_EMR", count=None), OPSCTL)
     assert result.state == State.OK
 
 
@@ -207,7 +207,7 @@ def test_every_config_field_is_described() -> None:
 def test_run_finds_this_test_process_on_the_local_host() -> None:
     # The test runner itself is opsctl's process here, so it is left out; its children
     # are not. A check for a process that cannot exist must be CRITICAL.
-    result = ProcessCheck(ProcessConfig(name="no-such-process-opsctl")).run(
+    result = ProcessCheck(ProcessConfig(process="no-such-process-opsctl")).run(
         SimpleNamespace(name="local")
     )
     assert result.state == State.CRITICAL

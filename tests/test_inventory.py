@@ -184,3 +184,25 @@ def test_jump_host_loops_and_local_jump_hosts_are_refused(tmp_path: Path) -> Non
     assert f"{path}:5 sites[0].hosts[1].ssh.via: jump hosts form a loop: b -> a -> b" in errors
     assert f"{path}:6 sites[0].hosts[2].ssh.via: jump host 'd' must use transport: ssh" in errors
     assert f"{path}:8 sites[0].hosts[4].ssh.via: jump hosts form a loop: e -> e" in errors
+
+
+def test_a_kind_whose_config_reuses_a_common_field_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opsctl import registry
+    from opsctl.contract import Check, CheckConfig
+
+    class Shadowing(CheckConfig):
+        name: str = ""
+
+    class ShadowCheck(Check):
+        kind = "tcp"
+        Config = Shadowing
+
+    monkeypatch.setattr(registry, "load", lambda kind: ShadowCheck)
+    path = tmp_path / "inventory.yaml"
+    path.write_text(
+        "sites:\n  - name: s\n    hosts:\n      - name: h\n        checks: [{kind: tcp, name: x}]\n"
+    )
+    (error,) = errors_of(path)
+    assert "reuses the common field(s) name" in error
