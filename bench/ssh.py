@@ -81,6 +81,10 @@ def main() -> None:
         folder = Path(name)
         # opsctl's own known_hosts lives in the user data directory: keep the bench's apart.
         os.environ["XDG_DATA_HOME"] = str(folder / "data")
+        import logging
+
+        # Trust on first use announces each recorded key; 50 of them would bury the figures.
+        logging.getLogger("opsctl.ssh").setLevel(logging.ERROR)
         from opsctl.contract import State
         from opsctl.engine import Engine
         from opsctl.inventory import load
@@ -114,6 +118,9 @@ def main() -> None:
     )
     print(f"  one host after the other  {serial:7.2f} s")
     print(f"  in parallel               {parallel:7.2f} s   ({serial / parallel:.1f}x faster)")
+    print(
+        f"  per host: {serial / options.hosts:.2f} s one after the other, {parallel / options.hosts:.2f} s in parallel"
+    )
 
 
 if __name__ == "__main__":

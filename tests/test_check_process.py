@@ -145,7 +145,9 @@ def test_long_pid_lists_are_cut() -> None:
 
 
 def test_metrics() -> None:
-    config = ProcessConfig(process="java", rss_warn="4GB", rss_crit="8GB", cpu_crit="300%", warn="3")
+    config = ProcessConfig(
+        process="java", rss_warn="4GB", rss_crit="8GB", cpu_crit="300%", warn="3"
+    )
     result = evaluate_processes(processes(), config, OPSCTL)
     count = metric(result, "count")
     assert (count.value, count.unit, str(count.warn), str(count.crit)) == (1, "", "3", "1:")
@@ -171,7 +173,9 @@ def test_expect_one_by_default_only_when_a_process_is_named() -> None:
     assert ProcessConfig().count is None
     assert ProcessConfig(state="zombie").count is None
     assert ProcessConfig.model_validate({"process": "nginx", "count": None}).count is None
-    result = evaluate_processes(processes(), ProcessConfig(process="ora_pmon_EMR", count=None), OPSCTL)
+    result = evaluate_processes(
+        processes(), ProcessConfig(process="ora_pmon_EMR", count=None), OPSCTL
+    )
     assert result.state == State.OK
 
 

@@ -219,14 +219,18 @@ def test_status_on_an_empty_store(tmp_path: Path) -> None:
 
 def test_postgresql_store_end_to_end(inventory: Path, postgres_url: str) -> None:
     url = postgres_url.replace("postgresql+psycopg://", "postgresql://")
-    code, output = invoke("--db", url, "check", "run", "-i", str(inventory), "--site", "clinic", "--json")
+    code, output = invoke(
+        "--db", url, "check", "run", "-i", str(inventory), "--site", "clinic", "--json"
+    )
     assert code == 2, output
     code, output = invoke("--db", url, "status", "--json")
     assert code == 2
     assert [c["check_id"] for c in json.loads(output)["checks"]] == ["clinic/app/his"]
 
 
-def test_a_check_that_cannot_observe_is_unknown_and_the_rest_still_run(tmp_path: Path, listener: int) -> None:
+def test_a_check_that_cannot_observe_is_unknown_and_the_rest_still_run(
+    tmp_path: Path, listener: int
+) -> None:
     path = tmp_path / "inventory.yaml"
     path.write_text(
         "sites:\n  - name: s\n    hosts:\n"
@@ -253,7 +257,9 @@ def test_inventory_store_url_and_site_time_zone(tmp_path: Path) -> None:
     )
     code, _ = invoke("check", "run", "-i", str(path))
     assert code == 2
-    assert (tmp_path / "results.db").exists()  # relative to the inventory, not the working directory
+    assert (
+        tmp_path / "results.db"
+    ).exists()  # relative to the inventory, not the working directory
 
     code, output = invoke("status", "-i", str(path), "--json")
     since = datetime.fromisoformat(json.loads(output)["checks"][0]["since"])

@@ -133,3 +133,30 @@ def test_ssh_test_refuses_hosts_it_cannot_test(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "not ssh" in result.output
     result = runner.invoke(app, ["ssh", "test", "nowhere", "-i", str(path)])
     assert result.exit_code == 2 and "no host named 'nowhere'" in result.output
+
+
+def test_a_silent_host_costs_its_timeout_and_does_not_hold_up_the_others(
+    tmp_path: Path, pool: SshPool, sshd: SshServer, ssh_client_keys: ClientKeys
+) -> None:
+    import socket
+
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts, never says a word
+    try:
+        pool.user_known_hosts.write_text(sshd.known_hosts_line())
+        path = write_inventory(
+            tmp_path,
+            [
+                remote("mute", silent.getsockname()[1], ssh_client_keys, connect_timeout="3s"),
+                remote("far", sshd.port, ssh_client_keys),
+            ],
+        )
+        code, data = run_json("-i", str(path), "--kind", "filesystem")
+    finally:
+        silent.close()
+    results = {r["id"]: r for r in data["results"]}
+    assert code == 3
+    assert results["s/mute/filesystem"]["state"] == "UNKNOWN"
+    assert "mute (127.0.0.1:" in results["s/mute/filesystem"]["summary"]
+    assert results["s/far/filesystem"]["state"] in ("OK", "WARNING", "CRITICAL")
+    # the good host did not wait for the silent one's timeout
+    assert results["s/far/filesystem"]["duration"] < 3.0
