@@ -29,16 +29,7 @@ from opsctl.contract import (
     RangeField,
     State,
 )
-
-#: Ports of the database engines the inventory knows, used when a database target has none.
-DATABASE_PORTS = {
-    "postgresql": 5432,
-    "mysql": 3306,
-    "mariadb": 3306,
-    "oracle": 1521,
-    "dm": 5236,
-    "sqlserver": 1433,
-}
+from opsctl.inventory import DATABASE_ENGINES
 
 _SCHEME_PORTS = {"http": 80, "https": 443}
 
@@ -158,7 +149,7 @@ def resolve_address(config: TcpConfig, target: Any) -> tuple[str, int]:
         or getattr(target, "port", None)
         or url_port
         or (_SCHEME_PORTS.get(parsed.scheme) if parsed else None)
-        or DATABASE_PORTS.get(str(getattr(target, "engine", "")))
+        or DATABASE_ENGINES.get(str(getattr(target, "engine", "")))
     )
     if not port:
         raise CheckError(f"tcp check of {host} has no port: set port in the check")

@@ -377,16 +377,21 @@ class Check:
     implements ``run``. Its docstring's first line is the description ``opsctl check list``
     shows. ``timeout`` is the time budget in seconds the engine will allow; a check passes it
     to sockets and subprocesses so that it can fail with a precise reason before the engine
-    has to abandon it.
+    has to abandon it. ``previous`` is this check's last stored result (None on its first
+    run): a check that reports rates or restarts keeps its counters in ``details["counters"]``
+    and finds them there next time, without ever reading the store itself.
     """
 
     kind: ClassVar[str] = ""
     Config: ClassVar[type[CheckConfig]] = CheckConfig
     targets: ClassVar[frozenset[str]] = frozenset({"host", "database", "log", "endpoint"})
 
-    def __init__(self, config: CheckConfig, timeout: float = 30.0) -> None:
+    def __init__(
+        self, config: CheckConfig, timeout: float = 30.0, previous: CheckResult | None = None
+    ) -> None:
         self.config = config
         self.timeout = timeout
+        self.previous = previous
 
     def run(self, target: Any) -> CheckResult:
         """Given the target (an inventory model), observe it and return a CheckResult."""

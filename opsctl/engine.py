@@ -86,14 +86,15 @@ class Sink(Protocol):
     def write(self, outcomes: Sequence[Outcome]) -> None: ...
 
 
-def run_check(check: CheckInstance) -> CheckResult:
-    """Given a check instance, run it once in the calling thread and return a well-formed
-    CheckResult: whatever the check raises or returns, the answer is a CheckResult.
+def run_check(check: CheckInstance, previous: CheckResult | None = None) -> CheckResult:
+    """Given a check instance and its last stored result, run it once in the calling thread
+    and return a well-formed CheckResult: whatever the check raises or returns, the answer
+    is a CheckResult.
     """
     started = utc_now()
     clock = time.perf_counter()
     try:
-        result = check.build().run(check.target)
+        result = check.build(previous).run(check.target)
     except Exception as error:  # any failure inside a check is its UNKNOWN, not the engine's
         reason = str(error) or type(error).__name__
         result = CheckResult.unknown(f"check failed: {reason}", error=type(error).__name__)
@@ -137,7 +138,7 @@ class Engine:
         flush_every: float = 1.0,
         timeout_grace: float = 2.0,
         retry: bool = True,
-        runner: Callable[[CheckInstance], CheckResult] = run_check,
+        runner: Callable[[CheckInstance, CheckResult | None], CheckResult] = run_check,
     ) -> None:
         """``timeout_grace`` is added to each check's own timeout before the engine abandons
         it, so that a check which honours its timeout can report its own precise reason.
@@ -155,11 +156,14 @@ class Engine:
         checks: Iterable[CheckInstance],
         previous: dict[str, Status] | None = None,
         on_outcome: Callable[[Outcome], None] | None = None,
+        previous_results: dict[str, CheckResult] | None = None,
     ) -> list[Outcome]:
-        """Given check instances and their previous statuses, run them all and return the
-        final outcome of each (after in-run retries), in the order the checks were given.
+        """Given check instances, their previous statuses and last stored results, run them
+        all and return the final outcome of each (after in-run retries), in the order the
+        checks were given.
         """
         previous = previous or {}
+        previous_results = previous_results or {}
         order = itertools.count()
         checks = list(checks)
         heap: list[_Pending] = [_Pending(0.0, next(order), c, previous.get(c.id)) for c in checks]
@@ -198,7 +202,7 @@ class Engine:
                     token = next(tokens)
                     timeout = pending.check.spec.timeout.total_seconds() + self.timeout_grace
                     running[token] = (pending, now + timeout)
-                    pool.submit(token, pending.check)
+                    pool.submit(token, pending.check, previous_results.get(pending.check.id))
                 waits = [deadline for _, deadline in running.values()]
                 if heap and len(running) < self.concurrency:
                     waits.append(heap[0].ready_at)
@@ -227,16 +231,18 @@ class _Workers:
     of threads taking new work never exceeds the engine's concurrency.
     """
 
-    def __init__(self, runner: Callable[[CheckInstance], CheckResult]) -> None:
+    def __init__(self, runner: Callable[[CheckInstance, CheckResult | None], CheckResult]) -> None:
         self.runner = runner
-        self.jobs: queue.SimpleQueue[tuple[int, CheckInstance] | None] = queue.SimpleQueue()
+        self.jobs: queue.SimpleQueue[tuple[int, CheckInstance, CheckResult | None] | None] = (
+            queue.SimpleQueue()
+        )
         self.done: queue.SimpleQueue[tuple[int, CheckResult]] = queue.SimpleQueue()
         self.abandoned: set[int] = set()
         self.idle = 0
         self.threads = 0
         self.lock = threading.Lock()
 
-    def submit(self, token: int, check: CheckInstance) -> None:
+    def submit(self, token: int, check: CheckInstance, previous: CheckResult | None) -> None:
         with self.lock:
             start_one = self.idle == 0
             if start_one:
@@ -245,15 +251,15 @@ class _Workers:
                 self.idle -= 1
         if start_one:
             threading.Thread(target=self._work, name="opsctl-check", daemon=True).start()
-        self.jobs.put((token, check))
+        self.jobs.put((token, check, previous))
 
     def _work(self) -> None:
         while True:
             job = self.jobs.get()
             if job is None:
                 return
-            token, check = job
-            result = self.runner(check)
+            token, check, previous = job
+            result = self.runner(check, previous)
             with self.lock:
                 stuck = token in self.abandoned
                 if stuck:

@@ -9,6 +9,7 @@ names, known check kinds and their configuration, references between targets, se
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import os
 import re
@@ -32,7 +33,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from opsctl.contract import Check, CheckConfig
+from opsctl.contract import Check, CheckConfig, CheckResult
 from opsctl.duration import Duration
 
 # --------------------------------------------------------------------------- secrets
@@ -213,19 +214,90 @@ class Host(Target):
         return self.ssh or SshSettings()
 
 
+#: The database engines opsctl inspects, and their usual ports.
+DATABASE_ENGINES = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306, "oracle": 1521, "dm": 5236}
+
+
 class Database(Target):
+    """A database server (or one database on it) to inspect.
+
+    Give either ``url`` (``postgresql://monitor@10.8.1.30/vaccine``,
+    ``oracle://opsmon@10.8.1.21:1521/?service_name=HISDB``) or ``host``/``port``/``database``/
+    ``user``; the password is always a separate secret reference.
+    """
+
     target_type: ClassVar[str] = "database"
 
-    engine: Literal["postgresql", "mysql", "mariadb", "oracle", "dm", "sqlserver"]
+    engine: Literal["postgresql", "mysql", "mariadb", "oracle", "dm"]
+    url: str | None = Field(None, description="connection URL without the password")
     host: str = "127.0.0.1"
     port: int | None = Field(None, ge=1, le=65535)
-    database: str | None = None
+    database: str | None = Field(
+        None, description="database (PostgreSQL, MySQL) or service name (Oracle)"
+    )
     user: str | None = None
     password: SecretRef | None = None
+    options: dict[str, str] = Field({}, description="driver options, e.g. sslmode, service_name")
+
+    @model_validator(mode="after")
+    def _from_url(self) -> Database:
+        if self.url is None:
+            return self
+        from urllib.parse import parse_qsl, unquote, urlsplit
+
+        try:
+            parts = urlsplit(self.url)
+            port = parts.port
+        except ValueError as error:
+            raise PydanticCustomError(
+                "url", "not a valid URL: {reason}", {"reason": str(error)}
+            ) from None
+        if parts.password is not None:
+            # Never echo it: the URL holds a password typed in by mistake.
+            raise PydanticCustomError(
+                "url",
+                'the URL must not hold a password; give it as password: "env:NAME" or "file:/path"',
+            )
+        family = parts.scheme.split("+", 1)[0]
+        expected = {
+            "postgresql": {"postgresql", "postgres"},
+            "mysql": {"mysql", "mariadb"},
+            "mariadb": {"mysql", "mariadb"},
+            "oracle": {"oracle"},
+            "dm": {"dm", "dameng"},
+        }
+        if family not in expected[self.engine]:
+            raise PydanticCustomError(
+                "url",
+                "a URL for engine {engine} starts with {schemes}://",
+                {"engine": self.engine, "schemes": " or ".join(sorted(expected[self.engine]))},
+            )
+        updates: dict[str, Any] = {}
+        if parts.hostname:
+            updates["host"] = parts.hostname
+        if port:
+            updates["port"] = port
+        if parts.username:
+            updates["user"] = unquote(parts.username)
+        if parts.path.strip("/"):
+            updates["database"] = unquote(parts.path.strip("/"))
+        query = dict(parse_qsl(parts.query))
+        if self.engine == "oracle" and "service_name" in query and "database" not in updates:
+            updates["database"] = query.pop("service_name")
+        if query:
+            updates["options"] = {**query, **self.options}
+        for name, value in updates.items():
+            object.__setattr__(self, name, value)  # the model is frozen; this is its own validation
+        return self
 
     @property
     def address(self) -> str:
         return self.host
+
+    @property
+    def effective_port(self) -> int:
+        """The port to connect to: the one given, else the engine's usual one."""
+        return self.port or DATABASE_ENGINES[self.engine]
 
 
 class LogSource(Target):
@@ -459,9 +531,11 @@ class CheckInstance:
     def kind(self) -> str:
         return self.spec.kind
 
-    def build(self) -> Check:
-        """Return a new Check object for one run."""
-        return self.check_class(self.config, timeout=self.spec.timeout.total_seconds())
+    def build(self, previous: CheckResult | None = None) -> Check:
+        """Return a new Check object for one run, given this check's last stored result."""
+        return self.check_class(
+            self.config, timeout=self.spec.timeout.total_seconds(), previous=previous
+        )
 
 
 @dataclass(frozen=True)
@@ -482,7 +556,8 @@ class LoadedInventory:
         tags: Iterable[str] = (),
         include_disabled: bool = False,
     ) -> list[CheckInstance]:
-        """Return the checks that match every given filter (an empty filter matches all)."""
+        """Return the checks that match every given filter (an empty filter matches all);
+        kinds may be patterns (``db.*``)."""
         sites, targets, kinds, tags = set(sites), set(targets), set(kinds), set(tags)
         chosen = []
         for check in self.checks:
@@ -494,7 +569,7 @@ class LoadedInventory:
                 continue
             if targets and check.target.name not in targets:
                 continue
-            if kinds and check.kind not in kinds:
+            if kinds and not any(fnmatch.fnmatchcase(check.kind, kind) for kind in kinds):
                 continue
             if tags and not tags & set(check.target.tags):
                 continue

@@ -25,6 +25,7 @@ from opsctl.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from opsctl.contract import CheckResult
     from opsctl.engine import Outcome, Status
 
 app = typer.Typer(help="Run checks, list check kinds, show history.", no_args_is_help=True)
@@ -74,32 +75,39 @@ def run(
 
     sink = None
     previous: dict[str, Status] = {}
+    previous_results: dict[str, CheckResult] = {}
     database = None
     if store:
         database = open_store(ctx, loaded)
         sink = _StoreSink(database)
-        previous = {
-            check_id: _status_of(row)
-            for check_id, row in database.statuses([c.id for c in chosen]).items()
+        ids = [c.id for c in chosen]
+        previous = {check_id: _status_of(row) for check_id, row in database.statuses(ids).items()}
+        previous_results = {
+            check_id: _result_of(row) for check_id, row in database.latest_results(ids).items()
         }
 
     engine = Engine(concurrency=concurrency, sink=sink, retry=retry)
     try:
         if output == Format.table and sys.stderr.isatty():
-            outcomes = _run_with_progress(engine, chosen, previous)
+            outcomes = _run_with_progress(engine, chosen, previous, previous_results)
         else:
-            outcomes = engine.run(chosen, previous)
+            outcomes = engine.run(chosen, previous, previous_results=previous_results)
     finally:
         if database is not None:
             database.close()
-        if "opsctl.ssh" in sys.modules:  # SSH connections are pooled for the run; end them
+        # SSH and database connections are pooled for the length of the run; end them.
+        if "opsctl.ssh" in sys.modules:
             sys.modules["opsctl.ssh"].default_pool().close_all()
+        if "opsctl.databases" in sys.modules:
+            sys.modules["opsctl.databases"].default_pool().close_all()
 
     _show(outcomes, output)
     raise typer.Exit(int(worst(o.result.state for o in outcomes)))
 
 
-def _run_with_progress(engine: Any, chosen: list[Any], previous: dict[str, Any]) -> list[Outcome]:
+def _run_with_progress(
+    engine: Any, chosen: list[Any], previous: dict[str, Any], previous_results: dict[str, Any]
+) -> list[Outcome]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
@@ -119,7 +127,7 @@ def _run_with_progress(engine: Any, chosen: list[Any], previous: dict[str, Any])
                 seen.add(outcome.check.id)
                 progress.update(task, completed=len(seen))
 
-        return engine.run(chosen, previous, on_outcome=advance)
+        return engine.run(chosen, previous, on_outcome=advance, previous_results=previous_results)
 
 
 def _stderr_console() -> Any:
@@ -139,6 +147,15 @@ def _status_of(row: Any) -> Status:
         since=row.since,
         last_hard_state=State(row.last_hard_state),
         last_hard_change=row.last_hard_change,
+    )
+
+
+def _result_of(row: Any) -> CheckResult:
+    """The stored result a check finds as ``previous``: its state, summary, time and details."""
+    from opsctl.contract import CheckResult
+
+    return CheckResult(
+        row.state, row.summary, details=row.details, started=row.started, duration=row.duration
     )
 
 

@@ -355,6 +355,19 @@ class Store:
         with self._guard("read problems"), self._sessions() as session:
             return [_status_row(model) for model in session.scalars(statement)]
 
+    def latest_results(self, check_ids: Iterable[str]) -> dict[str, ResultRow]:
+        """Given check ids, return the last stored result of each that has one (what a check
+        that computes rates finds its previous counters in). Raise StoreError if the database
+        fails.
+        """
+        found: dict[str, ResultRow] = {}
+        with self._guard("read the latest results"), self._sessions() as session:
+            for chunk in _chunks(list(check_ids)):
+                latest = select(StatusModel.last_result_id).where(StatusModel.check_id.in_(chunk))
+                for model in session.scalars(select(ResultModel).where(ResultModel.id.in_(latest))):
+                    found[model.check_id] = _result_row(model, [])
+        return found
+
     def history(
         self,
         target: str,
