@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import time
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, ClassVar, cast
 
@@ -23,7 +25,14 @@ from opsctl.contract import (
     evaluate,
     worst,
 )
-from opsctl.databases import DbError, Measure, Observation, Snapshot, default_pool, engine_module
+from opsctl.databases import (
+    DbError,
+    Measure,
+    Observation,
+    Snapshot,
+    default_pool,
+    engine_module,
+)
 
 
 class Thresholds(BaseModel):
@@ -61,12 +70,51 @@ class DbCheck(Check):
     main: ClassVar[str] = ""
 
     def run(self, target: Any) -> CheckResult:
-        """Given a Database target, inspect this kind's item and return the result."""
+        """Given a Database target, inspect this kind's item and return the result.
+
+        Raise DbError (the engine reports UNKNOWN with its one-line reason) if the database
+        cannot be inspected; a database that cannot be reached at all is CRITICAL for
+        ``db.availability`` — that is the finding — and UNKNOWN for the other kinds.
+        """
         module = engine_module(target.engine)
         function = getattr(module, self.item)
         snapshot = previous_snapshot(self.previous)
-        observation = default_pool().run(target, self.timeout, lambda c: function(c, snapshot))
-        return judge(observation, cast(DbCheckConfig, self.config), self.main, engine=target.engine)
+        config = cast(DbCheckConfig, self.config)
+        if self.item != "availability":
+            observation = default_pool().run(target, self.timeout, lambda c: function(c, snapshot))
+            return judge(observation, config, self.main, engine=target.engine)
+        # Availability measures a connection of its own, so that the connect time is real.
+        started = time.perf_counter()
+        try:
+            connection = module.connect(target, self.timeout)
+        except DbError as error:
+            if error.stage != "connect":
+                raise
+            item = Item(
+                "db.availability.reachable",
+                f"Database {target.name} / reachable",
+                "no",
+                State.CRITICAL,
+                advice="check that the database is running and that the network path is open",
+            )
+            return CheckResult(State.CRITICAL, f"database down: {error}", items=(item,))
+        try:
+            connect_time = time.perf_counter() - started
+            observation = function(connection, snapshot)
+        finally:
+            connection.close()
+        if not any(m.key == "db.availability.connect_time" for m in observation.measures):
+            measure = Measure(
+                "db.availability.connect_time",
+                f"Database {target.name} / connect time",
+                round(connect_time, 4),
+                "s",
+                warn=Range.parse("1"),
+                crit=Range.parse("5"),
+                advice="slow logins: check DNS (reverse lookups), the network and the listener",
+            )
+            observation = replace(observation, measures=[measure, *observation.measures])
+        return judge(observation, config, self.main, engine=target.engine)
 
 
 def previous_snapshot(previous: CheckResult | None) -> Snapshot | None:
