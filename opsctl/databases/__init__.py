@@ -172,15 +172,17 @@ class ConnectionPool:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._entries: dict[int, tuple[threading.Lock, list[Connection]]] = {}
+        # Keyed by the target object; the entry holds the target too, so that its id cannot
+        # be reused by another target while the pool lives.
+        self._entries: dict[int, tuple[Any, threading.Lock, list[Connection]]] = {}
 
     def run(self, target: Any, timeout: float, work: Callable[[Connection], Any]) -> Any:
         """Lend the target's connection (connecting if needed) to ``work`` and return its
         result. A connection that fails during ``work`` is dropped, not reused.
         """
         with self._lock:
-            entry = self._entries.setdefault(id(target), (threading.Lock(), []))
-        lock, held = entry
+            entry = self._entries.setdefault(id(target), (target, threading.Lock(), []))
+        _, lock, held = entry
         with lock:
             if not held:
                 held.append(engine_module(target.engine).connect(target, timeout))
@@ -197,7 +199,7 @@ class ConnectionPool:
         with self._lock:
             entries = list(self._entries.values())
             self._entries.clear()
-        for lock, held in entries:
+        for _, lock, held in entries:
             with lock:
                 for connection in held:
                     _close_quietly(connection)
