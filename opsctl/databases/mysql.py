@@ -35,6 +35,7 @@ MySQL 5.7 / 8.x, and MariaDB before 10.5:
 MariaDB 10.5 and later (REPLICATION CLIENT was split in two):
   CREATE USER 'monitor'@'%' IDENTIFIED BY '<password>';
   GRANT PROCESS, BINLOG MONITOR, SLAVE MONITOR ON *.* TO 'monitor'@'%';
+  (MariaDB 10.5.0 to 10.5.8 have no SLAVE MONITOR yet: grant REPLICATION SLAVE ADMIN.)
 
 PROCESS: open transactions and lock waits (information_schema.innodb_trx) and the sizes of
 InnoDB tablespace files, hence of each schema. REPLICATION CLIENT / BINLOG MONITOR: SHOW
@@ -104,7 +105,9 @@ class Server:
 
     @property
     def replica_privilege(self) -> str:
-        return "SLAVE MONITOR" if self.split_replication_privileges else "REPLICATION CLIENT"
+        if not self.split_replication_privileges:
+            return "REPLICATION CLIENT"
+        return "SLAVE MONITOR" if self.number >= (10, 5, 9) else "REPLICATION SLAVE ADMIN"
 
     @property
     def replica_status_sql(self) -> str:
@@ -475,9 +478,10 @@ def _size(text: str) -> int | None:
     return int(match.group(1)) * _FACTORS[match.group(2).upper()] if match else None
 
 
-def _innodb_files(connection: Any, server: Server) -> list[dict[str, Any]]:
-    """Return the InnoDB tablespace files (name, file_size); needs PROCESS."""
-    return connection.rows(f"SELECT name, file_size FROM {server.innodb_tablespaces_view}")
+def _innodb_files(connection: Any, server: Server, name: str = "") -> list[dict[str, Any]]:
+    """Return the InnoDB tablespace files (name, file_size), or the one named; needs PROCESS."""
+    sql = f"SELECT name, file_size FROM {server.innodb_tablespaces_view}"
+    return connection.rows(f"{sql} WHERE name = %s", (name,)) if name else connection.rows(sql)
 
 
 def _filename_decoded(name: str) -> str:
@@ -492,12 +496,11 @@ def availability(connection: Any, previous: Snapshot | None) -> Observation:
     """Connect time, version, start time and uptime, restart since the last run, open mode,
     role (primary, or standby: a replica) with replication health, binary logging."""
     server = _server(connection)
-    seconds = getattr(connection, "connect_seconds", None)
-    if seconds is None:  # a recorded connection: time a round trip instead
-        began = time.monotonic()
-        connection.rows("SELECT 1 AS alive")
-        seconds = time.monotonic() - began
+    began = time.monotonic()
     variables = _variables(connection, ["read_only", "super_read_only", "log_bin"])
+    seconds = getattr(connection, "connect_seconds", None)
+    if seconds is None:  # not opened by connect(): the round trip of a query stands for it
+        seconds = time.monotonic() - began
     uptime = _status(connection, ["Uptime"]).get("Uptime")
     now = _now()
     measures = [
@@ -566,7 +569,13 @@ def availability(connection: Any, previous: Snapshot | None) -> Observation:
             display="on (log_bin = ON)" if binlog else "off (log_bin = OFF)",
         )
     )
-    return Observation(measures, counters)
+    role = next(m for m in measures if m.key == "db.availability.role")
+    open_mode = next(m for m in measures if m.key == "db.availability.open_mode")
+    summary = (
+        f"{server.describe}, up {_uptime_text(uptime)}, {role.value or 'role unknown'},"
+        f" {open_mode.value}"
+    )
+    return Observation(measures, counters, summary=summary)
 
 
 def _uptime_text(seconds: int) -> str:
@@ -788,18 +797,19 @@ def tablespace(connection: Any, previous: Snapshot | None) -> Observation:
                     labels={"name": schema},
                 )
             )
+    variables = _variables(connection, ["innodb_data_file_path", "datadir"])
     measures.extend(
         _bounded_file(
             "db.tablespace",
             "InnoDB system tablespace",
             "innodb_system",
             "innodb_data_file_path",
-            _variables(connection, ["innodb_data_file_path", "datadir"]),
+            variables,
             system_size,
             denied,
         )
     )
-    datadir = _variables(connection, ["datadir"]).get("datadir", "the data directory")
+    datadir = variables.get("datadir") or "the data directory"
     measures.append(
         _not_applicable(
             "db.tablespace.filesystem_free",
@@ -807,7 +817,9 @@ def tablespace(connection: Any, previous: Snapshot | None) -> Observation:
             f"the free space of the file system holding {datadir} is not visible through SQL; use the filesystem check on the database host",
         )
     )
-    return Observation(measures, {"sizes": sizes}, notes)
+    total = sum(sizes.values())
+    summary = f"{len(sizes)} schemas, {_bytes_text(total)} in all"
+    return Observation(measures, {"sizes": sizes}, notes, summary)
 
 
 def _bounded_file(
@@ -969,7 +981,16 @@ def logs(connection: Any, previous: Snapshot | None) -> Observation:
             advice="raise innodb_log_buffer_size: transactions wait for redo log buffer space",
         )
     )
-    return Observation(measures, counters, [why] if why else [])
+    summary = "binary logging off" if not binlog else _binlog_summary(measures)
+    return Observation(measures, counters, [why] if why else [], summary)
+
+
+def _binlog_summary(measures: list[Measure]) -> str:
+    files = next(m for m in measures if m.key == "db.logs.binlog_files")
+    size = next(m for m in measures if m.key == "db.logs.binlog_size")
+    if files.value is None or size.value is None:
+        return "binary logging on"
+    return f"{files.value} binary logs, {_bytes_text(float(size.value))}"
 
 
 def _binary_logs(connection: Any, server: Server) -> list[Measure]:
@@ -1087,7 +1108,7 @@ def temp(connection: Any, previous: Snapshot | None) -> Observation:
     denied: DbError | None = None
     if server.mariadb or server.number < (8, 0, 0):  # MySQL 8 keeps it out of the view
         try:
-            for row in _innodb_files(connection, server):
+            for row in _innodb_files(connection, server, "innodb_temporary"):
                 if str(row.get("name")) == "innodb_temporary":
                     size = int(_number(row.get("file_size")) or 0)
         except DbError as error:
@@ -1300,7 +1321,8 @@ def sessions(connection: Any, previous: Snapshot | None) -> Observation:
         advice="many failed logins: a client with a wrong password, or someone guessing",
     )
     measures.append(aborted)
-    return Observation(measures, counters, [why] if why else [])
+    summary = f"{count} of {limit} sessions" if limit else f"{count} sessions"
+    return Observation(measures, counters, [why] if why else [], summary)
 
 
 def backup(connection: Any, previous: Snapshot | None) -> Observation:
