@@ -29,7 +29,8 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
 from opsctl.contract import CheckError, Range
@@ -267,3 +268,91 @@ def first(rows: Iterable[dict[str, Any]], default: dict[str, Any] | None = None)
     for row in rows:
         return row
     return default or {}
+
+
+# --------------------------------------------------------------------------- shared helpers
+# Small helpers of the engine modules that read dictionary views (Oracle, DM8, MySQL).
+
+#: What a rate shows on a first run, or after a restart.
+BASELINE = "baseline recorded; rates from the next run"
+
+
+def password_of(target: Any) -> str | None:
+    """Given a target, return its revealed password or None. Raise DbError (stage auth) naming the reference if it cannot be read."""
+    if target.password is None:
+        return None
+    try:
+        return target.password.reveal()
+    except Exception as error:  # noqa: BLE001 - a SecretError names the reference, not the value
+        raise DbError(f"cannot read the password of {target.name}: {error}", "auth") from None
+
+
+def plain(value: Any) -> Any:
+    """Given a driver value, return Decimals as int or float, anything else as is."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+def number(value: Any) -> float | None:
+    """Given a value from a row, return it as a float, or None if it is not a number."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def iso_text(value: Any) -> str:
+    """Given a datetime (or anything), return ISO text; empty for None."""
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    return "" if value is None else str(value)
+
+
+def duration_text(seconds: float | None) -> str:
+    """Given seconds, return "2 d 3 h", "4 h 5 min" or "6 min"; "unknown" for None."""
+    if seconds is None:
+        return "unknown"
+    minutes, _ = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min"
+
+
+def not_applicable(key: str, label: str, why: str) -> Measure:
+    """Return a measure that says, with the reason, that an item does not apply."""
+    return Measure(key, label, None, display=f"not applicable: {why}", verdict=0)
+
+
+def interval_since(previous: Snapshot | None, started: str) -> tuple[float | None, str | None]:
+    """Given the previous snapshot and the start time now, return the seconds since the previous run, or None and why only a baseline is recorded."""
+    """Return the seconds since the previous run, or None and why there is only a baseline."""
+    if previous is None or not previous.counters:
+        return None, f"first run: {BASELINE}"
+    if previous.counters.get("started") != started:
+        return None, f"instance restarted since the last run: {BASELINE}"
+    taken = previous.taken if previous.taken.tzinfo else previous.taken.replace(tzinfo=UTC)
+    seconds = (datetime.now(UTC) - taken).total_seconds()
+    if seconds <= 0:
+        return None, f"clock went backwards since the last run: {BASELINE}"
+    return seconds, None
+
+
+def counter_rate(
+    stats: Mapping[str, float], previous: Snapshot | None, seconds: float | None, name: str
+) -> float | None:
+    """Given counters now, the previous snapshot and the seconds between, return the rate per second of one counter, or None."""
+    if seconds is None or previous is None:
+        return None
+    return rate(stats.get(name), number(previous.counters.get(name)), seconds)
+
+
+def autoextensible(row: Mapping[str, Any]) -> bool:
+    """Given a data file row, return True if it may grow by itself (AUTOEXTENSIBLE = YES)."""
+    return str(row.get("autoextensible") or "").upper() == "YES"

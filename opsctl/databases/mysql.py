@@ -24,6 +24,7 @@ from typing import Any
 
 from opsctl.contract import Range
 from opsctl.databases import DbError, Measure, Observation, Snapshot, first, mask_credentials
+from opsctl.databases import number as _number
 
 PRIVILEGES = """\
 The monitoring user needs no access to data, only these global privileges:
@@ -297,15 +298,6 @@ def _status(connection: Any, names: Sequence[str]) -> dict[str, int]:
         if name is not None and number is not None:
             counters[name] = int(number)
     return counters
-
-
-def _number(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def _on(value: str | None) -> bool:

@@ -16,19 +16,44 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 from opsctl.contract import Range
 from opsctl.databases import (
+    BASELINE,
     DbError,
     Measure,
     Observation,
     Snapshot,
     first,
     mask_credentials,
-    rate,
+)
+from opsctl.databases import (
+    autoextensible as _autoextend,
+)
+from opsctl.databases import (
+    counter_rate as _rate,
+)
+from opsctl.databases import (
+    duration_text as _duration,
+)
+from opsctl.databases import (
+    interval_since as _interval,
+)
+from opsctl.databases import (
+    iso_text as _iso,
+)
+from opsctl.databases import (
+    not_applicable as _not_applicable,
+)
+from opsctl.databases import (
+    number as _number,
+)
+from opsctl.databases import (
+    password_of as _password,
+)
+from opsctl.databases import (
+    plain as _plain,
 )
 from opsctl.sources import format_bytes
 
@@ -240,8 +265,6 @@ SELECT COUNT(*) AS corrupt_ranges, NVL(SUM(blocks), 0) AS corrupt_blocks
 FROM v$database_block_corruption
 """
 
-_BASELINE = "baseline recorded; rates from the next run"
-
 
 # --- connection -------------------------------------------------------------------------------
 
@@ -330,15 +353,6 @@ def connect(target: Any, timeout: float) -> OracleConnection:
     return OracleConnection(raw, oracledb, target.user, time.monotonic() - clock, timeout)
 
 
-def _password(target: Any) -> str | None:
-    if target.password is None:
-        return None
-    try:
-        return target.password.reveal()
-    except Exception as error:  # noqa: BLE001 - a SecretError names the reference, not the value
-        raise DbError(f"cannot read the password of {target.name}: {error}", "auth") from None
-
-
 # Oracle error numbers (ORA-nnnnn) and python-oracledb thin-mode errors (DPY-nnnn) by stage.
 _AUTH_CODES = {
     1005: "no password given",
@@ -423,12 +437,6 @@ def _one_line(text: str) -> str:
     # Oracle 23ai appends a "Help: https://docs.oracle.com/error-help/..." line.
     lines = [line for line in lines if not line.startswith("Help: ")]
     return mask_credentials("; ".join(lines))
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    return value
 
 
 # --- the sql check --------------------------------------------------------------------------
@@ -918,38 +926,6 @@ def _sysstat(connection: Any) -> dict[str, float]:
     }
 
 
-def _number(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _iso(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat(timespec="seconds")
-    return "" if value is None else str(value)
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "unknown"
-    minutes, _ = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    if days:
-        return f"{days} d {hours} h"
-    if hours:
-        return f"{hours} h {minutes} min"
-    return f"{minutes} min"
-
-
-def _not_applicable(key: str, label: str, why: str) -> Measure:
-    return Measure(key, label, None, display=f"not applicable: {why}", verdict=0)
-
-
 def _restart(started: str, previous: Snapshot | None) -> Measure:
     before = previous.counters.get("started") if previous is not None else None
     label = "Restarted since the last run"
@@ -967,32 +943,11 @@ def _restart(started: str, previous: Snapshot | None) -> Measure:
     )
 
 
-def _interval(previous: Snapshot | None, started: str) -> tuple[float | None, str | None]:
-    """Return the seconds since the previous run, or None and why there is only a baseline."""
-    if previous is None or not previous.counters:
-        return None, f"first run: {_BASELINE}"
-    if previous.counters.get("started") != started:
-        return None, f"instance restarted since the last run: {_BASELINE}"
-    taken = previous.taken if previous.taken.tzinfo else previous.taken.replace(tzinfo=UTC)
-    seconds = (datetime.now(UTC) - taken).total_seconds()
-    if seconds <= 0:
-        return None, f"clock went backwards since the last run: {_BASELINE}"
-    return seconds, None
-
-
-def _rate(
-    stats: Mapping[str, float], previous: Snapshot | None, seconds: float | None, name: str
-) -> float | None:
-    if seconds is None or previous is None:
-        return None
-    return rate(stats.get(name), _number(previous.counters.get(name)), seconds)
-
-
 def _rate_measure(
     key: str, label: str, value: float | None, unit: str, advice: str = ""
 ) -> Measure:
     if value is None:
-        return Measure(key, label, None, unit, display=_BASELINE, advice=advice)
+        return Measure(key, label, None, unit, display=BASELINE, advice=advice)
     return Measure(key, label, round(value, 2), unit, advice=advice)
 
 
@@ -1051,10 +1006,6 @@ def _tablespace_measures(row: Mapping[str, Any]) -> list[Measure]:
             + (" (autoextend)" if _autoextend(row) else " (fixed size)"),
         ),
     ]
-
-
-def _autoextend(row: Mapping[str, Any]) -> bool:
-    return str(row.get("autoextensible") or "").upper() == "YES"
 
 
 def _space_percent(key: str, kind: str, row: Mapping[str, Any]) -> Measure:
