@@ -301,13 +301,36 @@ class Database(Target):
 
 
 class LogSource(Target):
+    """Log files (a path or glob) on a host, read incrementally by the log checks."""
+
     target_type: ClassVar[str] = "log"
 
-    path: str
+    path: str = Field(description="file path or glob, e.g. /var/log/his/upload*.log")
     host: str | None = Field(
         None, description="name of the host the file is on; the local machine if absent"
     )
-    encoding: str = "utf-8"
+    encoding: str = Field("utf-8", description="utf-8, gbk, gb18030 ...")
+
+    # The Host named by ``host``, set when the inventory is loaded.
+    _host: Host | None = PrivateAttr(default=None)
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise PydanticCustomError(
+                "encoding", 'unknown encoding; expected one such as "utf-8", "gbk" or "gb18030"'
+            ) from None
+        return value
+
+    @property
+    def on_host(self) -> Host | None:
+        """The host the files are on (None: the local machine)."""
+        return self._host
 
 
 class Endpoint(Target):
@@ -966,8 +989,11 @@ def _resolve(inventory: Inventory, error_at: Any, *, check_secrets: bool) -> lis
 def _check_references(
     site: Site, target: Target, loc: tuple, host_names: set[str], error_at: Any
 ) -> None:
-    if isinstance(target, LogSource) and target.host is not None and target.host not in host_names:
-        error_at((*loc, "host"), f"no host named {target.host!r} in site {site.name!r}")
+    if isinstance(target, LogSource) and target.host is not None:
+        if target.host not in host_names:
+            error_at((*loc, "host"), f"no host named {target.host!r} in site {site.name!r}")
+        else:
+            target._host = next(host for host in site.hosts if host.name == target.host)
     if isinstance(target, Host) and target.ssh is not None and target.ssh.via is not None:
         _resolve_jumps(site, target, (*loc, "ssh", "via"), error_at)
 
