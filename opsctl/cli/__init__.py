@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from opsctl import __version__
-from opsctl.cli import check, db, inventory, ssh, status
+from opsctl.cli import backup, check, db, inventory, ssh, status
 from opsctl.cli.common import Options
 
 app = typer.Typer(
@@ -21,6 +21,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+app.add_typer(backup.app, name="backup")
 app.add_typer(check.app, name="check")
 app.add_typer(db.app, name="db")
 app.add_typer(inventory.app, name="inventory")
