@@ -98,6 +98,11 @@ def run_check(check: CheckInstance, previous: CheckResult | None = None) -> Chec
     except Exception as error:  # any failure inside a check is its UNKNOWN, not the engine's
         reason = str(error) or type(error).__name__
         result = CheckResult.unknown(f"check failed: {reason}", error=type(error).__name__)
+        counters = previous.details.get("counters") if previous is not None else None
+        if counters:
+            # Keep what the check remembers (log cursors, counters) for its next run: one
+            # failed run must not turn the next one into a first run.
+            result = replace(result, details={**result.details, "counters": counters})
     else:
         result = _validated(result)
     return replace(result, started=started, duration=time.perf_counter() - clock)

@@ -128,6 +128,8 @@ class SshFiles:
 
     def glob(self, pattern: str) -> list[FileInfo]:
         connection = self._connection()
+        if pattern.startswith("~/"):
+            pattern = pattern[2:]  # SFTP paths are relative to the home directory already
         absolute = pattern.startswith("/")
         parts = [part for part in pattern.split("/") if part not in ("", ".")]
         if not parts:

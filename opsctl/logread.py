@@ -183,7 +183,8 @@ class LogReader:
         self._read = 0
         previous = self._load(state)
         plan = self._plan(previous)
-        # The cursors of files that are not read this run go first, unchanged.
+        # Unchanged files' cursors, then those of the files read, which advance in place as
+        # blocks go out (a file found beside a rotated name joins only if left unfinished).
         self._cursors = [*self._kept, *(item.cursor for item in plan if not item.closed)]
         for item in plan:
             if self._read < self.max_bytes:

@@ -272,3 +272,13 @@ def test_transition(
 def test_recovery_from_a_soft_problem_keeps_the_last_hard_change() -> None:
     previous = Status(State.CRITICAL, SOFT, 1, T0 - H, State.OK, T0 - 5 * H)
     assert transition(previous, State.OK, T0, 3).last_hard_change == T0 - 5 * H
+
+
+def test_a_failed_run_keeps_the_counters_of_the_previous_one() -> None:
+    def boom() -> CheckResult:
+        raise OSError("permission denied: /var/log/his/upload.log")
+
+    previous = CheckResult(State.OK, "ok", details={"counters": {"cursors": {"offset": 42}}})
+    (outcome,) = Engine().run([instance(make_check(boom))], previous_results={"s/h/c": previous})
+    assert outcome.result.state is State.UNKNOWN
+    assert outcome.result.details["counters"] == {"cursors": {"offset": 42}}
