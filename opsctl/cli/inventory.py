@@ -44,7 +44,9 @@ def validate(
         )
         return
     parts = [
-        f"{value} {name}" for name, value in counts.items() if name != "enabled_checks" and value
+        f"{value} {name if value != 1 else name.removesuffix('s')}"
+        for name, value in counts.items()
+        if name != "enabled_checks" and value
     ]
     files = f" ({len(loaded.files)} files)" if len(loaded.files) > 1 else ""
     typer.echo(
