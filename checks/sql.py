@@ -42,8 +42,7 @@ from opsctl.contract import (
     worst,
 )
 from opsctl.databases import default_pool, engine_module
-from opsctl.masking import mask as mask_text
-from opsctl.masking import mask_value
+from opsctl.masking import mask as mask_text, mask_value
 
 #: The most rows a query is read for: the row count stops here (shown as "more than 10000
 #: rows"), so that a query that forgot its WHERE clause cannot exhaust the monitoring host.

@@ -28,8 +28,8 @@ from opsctl.databases import (
     Observation,
     RecordedConnection,
     Snapshot,
+    dm as module,
 )
-from opsctl.databases import dm as module
 from opsctl.databases.check import DbCheckConfig, judge
 from opsctl.inventory import Database
 

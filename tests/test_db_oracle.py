@@ -30,8 +30,8 @@ from opsctl.databases import (
     Observation,
     RecordedConnection,
     Snapshot,
+    oracle as module,
 )
-from opsctl.databases import oracle as module
 from opsctl.databases.check import DbCheckConfig, judge
 from opsctl.inventory import Database
 

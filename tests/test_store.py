@@ -16,8 +16,7 @@ from platformdirs import user_data_dir
 from sqlalchemy import create_engine, inspect, make_url, text
 
 from opsctl.contract import CheckResult, Item, Metric, State
-from opsctl.store import Recorded, Store, StoreError, default_url, resolve_url
-from opsctl.store import api as store_api
+from opsctl.store import Recorded, Store, StoreError, api as store_api, default_url, resolve_url
 from opsctl.store.models import SCHEMA_REVISION, Base
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)

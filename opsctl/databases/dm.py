@@ -31,34 +31,16 @@ from opsctl.databases import (
     Measure,
     Observation,
     Snapshot,
-    first,
-    mask_credentials,
-)
-from opsctl.databases import (
     autoextensible as _autoextend,
-)
-from opsctl.databases import (
     counter_rate as _rate,
-)
-from opsctl.databases import (
     duration_text as _duration,
-)
-from opsctl.databases import (
+    first,
     interval_since as _interval,
-)
-from opsctl.databases import (
     iso_text as _iso,
-)
-from opsctl.databases import (
+    mask_credentials,
     not_applicable as _not_applicable,
-)
-from opsctl.databases import (
     number as _number,
-)
-from opsctl.databases import (
     password_of as _password,
-)
-from opsctl.databases import (
     plain as _plain,
 )
 from opsctl.sources import format_bytes

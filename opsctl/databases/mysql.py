@@ -23,8 +23,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from opsctl.contract import Range
-from opsctl.databases import DbError, Measure, Observation, Snapshot, first, mask_credentials
-from opsctl.databases import number as _number
+from opsctl.databases import (
+    DbError,
+    Measure,
+    Observation,
+    Snapshot,
+    first,
+    mask_credentials,
+    number as _number,
+)
 
 PRIVILEGES = """\
 The monitoring user needs no access to data, only these global privileges:
