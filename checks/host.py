@@ -17,6 +17,7 @@ from opsctl.contract import (
     Range,
     RangeField,
     State,
+    describe_thresholds,
     percent_range,
 )
 from opsctl.duration import Duration, format_duration
@@ -79,15 +80,6 @@ class HostConfig(CheckConfig):
 
 def _percent(value: Range | None) -> Range | None:
     return None if value is None else value.to_unit("%")
-
-
-def _threshold_text(warn: Range | None, crit: Range | None, suffix: str = "") -> str:
-    parts = [
-        f"{level} {value.describe()}{suffix}"
-        for level, value in (("warning", warn), ("critical", crit))
-        if value is not None
-    ]
-    return ", ".join(parts)
 
 
 def _advice(state: State, text: str) -> str:
@@ -189,7 +181,7 @@ def evaluate_host(facts: HostFacts, config: HostConfig) -> CheckResult:
             f"{format_bytes(facts.memory_total)}, "
             f"{format_bytes(facts.memory_available)} available)",
             memory_state,
-            _threshold_text(_percent(config.memory_warn), _percent(config.memory_crit)),
+            describe_thresholds(_percent(config.memory_warn), _percent(config.memory_crit)),
             _advice(
                 memory_state,
                 f"memory used {memory_percent:.0f}%: find the largest processes "
@@ -207,7 +199,7 @@ def evaluate_host(facts: HostFacts, config: HostConfig) -> CheckResult:
             swap_state,
             ""
             if swap_percent is None
-            else _threshold_text(_percent(config.swap_warn), _percent(config.swap_crit)),
+            else describe_thresholds(_percent(config.swap_warn), _percent(config.swap_crit)),
             _advice(
                 swap_state,
                 f"swap {0 if swap_percent is None else swap_percent:.0f}% used: memory is "
@@ -221,7 +213,7 @@ def evaluate_host(facts: HostFacts, config: HostConfig) -> CheckResult:
             f"{facts.load1:.2f} / {facts.load5:.2f} / {facts.load15:.2f} "
             f"({load_per_cpu:.2f} per CPU, {facts.cpu_count} CPU)",
             load_state,
-            _threshold_text(config.load_warn, config.load_crit, " per CPU"),
+            describe_thresholds(config.load_warn, config.load_crit, " per CPU"),
             _advice(
                 load_state,
                 f"load {load_per_cpu:.2f} per CPU: find what runs or waits (top, vmstat 1); "
@@ -234,7 +226,7 @@ def evaluate_host(facts: HostFacts, config: HostConfig) -> CheckResult:
             "CPU used",
             "not measured" if facts.cpu_percent is None else f"{facts.cpu_percent:.1f}%",
             cpu_state,
-            _threshold_text(_percent(config.cpu_warn), _percent(config.cpu_crit)),
+            describe_thresholds(_percent(config.cpu_warn), _percent(config.cpu_crit)),
             _advice(
                 cpu_state,
                 "CPU busy: find the top consumers (top, pidstat 5) and whether the load is "

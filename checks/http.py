@@ -28,7 +28,6 @@ from pydantic import Field, field_validator, model_validator
 
 from checks.tcp import (
     breached_threshold,
-    describe_thresholds,
     format_seconds,
     host_port,
     seconds_range,
@@ -43,6 +42,7 @@ from opsctl.contract import (
     Range,
     RangeField,
     State,
+    describe_thresholds,
 )
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")

@@ -59,6 +59,7 @@ from opsctl.contract import (
     Range,
     RangeField,
     State,
+    describe_thresholds,
     evaluate,
     percent_range,
     utc_now,
@@ -1341,7 +1342,7 @@ class InterfaceLogCheck(Check):
                     Metric("records", stats.records, "c", labels=labels),
                 ]
                 verdict = evaluate(rate, config.success_warn, config.success_crit)
-                threshold = _thresholds(config.success_warn, config.success_crit)
+                threshold = describe_thresholds(config.success_warn, config.success_crit)
                 errors = _top_errors(stats.errors, masker)
                 advice = ""
                 if verdict != State.OK:
@@ -1400,7 +1401,7 @@ class InterfaceLogCheck(Check):
                             f"Interface {name} / latency",
                             f"p50 {_ms(p50)}, p95 {_ms(p95)}, max {_ms(stats.latency_max)}",
                             verdict,
-                            _thresholds(config.latency_warn, config.latency_crit),
+                            describe_thresholds(config.latency_warn, config.latency_crit),
                             advice,
                         )
                     )
@@ -1548,15 +1549,6 @@ def _format_name(config: InterfaceLogConfig) -> str:
 
 def _format_number(value: float) -> float | int:
     return int(value) if float(value).is_integer() else round(value, 3)
-
-
-def _thresholds(warn: Range | None, crit: Range | None) -> str:
-    parts = []
-    if warn is not None:
-        parts.append(f"warn {warn.describe()}")
-    if crit is not None:
-        parts.append(f"crit {crit.describe()}")
-    return ", ".join(parts)
 
 
 def _top_errors(errors: Counter, masker: _Masker) -> list[tuple[str, int]]:

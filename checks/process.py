@@ -19,6 +19,7 @@ from opsctl.contract import (
     Range,
     RangeField,
     State,
+    describe_thresholds,
     evaluate,
     percent_range,
     worst,
@@ -256,14 +257,6 @@ def _mark(text: str, state: State) -> str:
     return text if state == State.OK else f"{text} ({state.name})"
 
 
-def _threshold_text(warn: Range | None, crit: Range | None) -> str:
-    return ", ".join(
-        f"{level} {value.describe()}"
-        for level, value in (("warning", warn), ("critical", crit))
-        if value is not None
-    )
-
-
 def evaluate_processes(
     processes: list[ProcessInfo], config: ProcessConfig, exclude_pids: Iterable[int] = ()
 ) -> CheckResult:
@@ -317,7 +310,7 @@ def evaluate_processes(
                 if rss_total is None
                 else f"{format_bytes(rss_total)} resident",
                 verdict=rss_state,
-                threshold=_threshold_text(config.rss_warn, config.rss_crit),
+                threshold=describe_thresholds(config.rss_warn, config.rss_crit),
                 advice=_advice(
                     rss_state,
                     f"{label} uses {format_bytes(rss_total or 0)}: compare with its configured "
@@ -333,7 +326,7 @@ def evaluate_processes(
                 item=f"Process {label} / CPU",
                 value="not measured" if cpu_total is None else f"{cpu_total:.1f}%",
                 verdict=cpu_state,
-                threshold=_threshold_text(config.cpu_warn, config.cpu_crit),
+                threshold=describe_thresholds(config.cpu_warn, config.cpu_crit),
                 advice=_advice(
                     cpu_state,
                     f"{label} is using {cpu_total or 0:.0f}% CPU: see which of its threads "

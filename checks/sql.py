@@ -27,7 +27,6 @@ from typing import Any, cast
 
 from pydantic import Field, field_validator
 
-from checks.tcp import describe_thresholds
 from opsctl.contract import (
     Check,
     CheckConfig,
@@ -38,6 +37,7 @@ from opsctl.contract import (
     Range,
     RangeField,
     State,
+    describe_thresholds,
     evaluate,
     worst,
 )

@@ -4,7 +4,7 @@ Like ``check_tcp``: connect to host:port, optionally send a string and require t
 contain an expected string. A service that refuses, times out or cannot be resolved is the
 finding (CRITICAL), not a failure to observe.
 
-The helpers ``seconds_range``, ``format_seconds`` and ``describe_thresholds`` are shared with
+The helpers ``seconds_range`` and ``format_seconds`` are shared with
 the ``http`` and ``tls`` kinds.
 """
 
@@ -28,6 +28,7 @@ from opsctl.contract import (
     Range,
     RangeField,
     State,
+    describe_thresholds,
 )
 from opsctl.inventory import DATABASE_ENGINES
 
@@ -50,18 +51,6 @@ def format_seconds(seconds: float) -> str:
     if seconds < 1:
         return f"{seconds * 1000:.1f} ms"
     return f"{seconds:.2f} s"
-
-
-def describe_thresholds(warn: Range | None, crit: Range | None) -> str:
-    """Given the warning and critical ranges, return them as a report's threshold column:
-    ``warning > 0.5s, critical > 1s``; empty if there are none.
-    """
-    parts = []
-    if warn is not None:
-        parts.append(f"warning {warn.describe()}")
-    if crit is not None:
-        parts.append(f"critical {crit.describe()}")
-    return ", ".join(parts)
 
 
 def breached_threshold(state: State, warn: Range | None, crit: Range | None) -> str:

@@ -203,6 +203,18 @@ class Range:
         return f"outside {low}{unit}..{high}{unit}"
 
 
+def describe_thresholds(warn: Range | None, crit: Range | None, suffix: str = "") -> str:
+    """Given the warning and critical ranges, return the threshold column of a report row:
+    ``warning > 80%, critical > 90%`` (``suffix`` follows each, e.g. `` per CPU``); empty if
+    there are none.
+    """
+    return ", ".join(
+        f"{level} {value.describe()}{suffix}"
+        for level, value in (("warning", warn), ("critical", crit))
+        if value is not None
+    )
+
+
 def evaluate(value: float | None, warn: Range | None, crit: Range | None) -> State:
     """Given a value and optional warning and critical ranges, return its state.
 

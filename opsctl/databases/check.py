@@ -22,6 +22,7 @@ from opsctl.contract import (
     Range,
     RangeField,
     State,
+    describe_thresholds,
     evaluate,
     worst,
 )
@@ -160,7 +161,7 @@ def judge(observation: Observation, config: DbCheckConfig, main: str, engine: st
                 item=measure.label,
                 value=measure.display if measure.display is not None else _display(measure),
                 verdict=state,
-                threshold=_threshold_text(warn, crit),
+                threshold=describe_thresholds(warn, crit),
                 advice=measure.advice if state != State.OK else "",
             )
         )
@@ -230,15 +231,6 @@ def _display(measure: Measure) -> str:
         if measure.unit in ("%", "s", "ms")
         else f"{text} {measure.unit}".strip()
     )
-
-
-def _threshold_text(warn: Range | None, crit: Range | None) -> str:
-    parts = []
-    if warn is not None:
-        parts.append(f"warning {warn.describe()}")
-    if crit is not None:
-        parts.append(f"critical {crit.describe()}")
-    return ", ".join(parts)
 
 
 __all__ = ["DbCheck", "DbCheckConfig", "DbError", "judge", "previous_snapshot"]
