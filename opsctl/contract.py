@@ -392,6 +392,10 @@ class Check:
     has to abandon it. ``previous`` is this check's last stored result (None on its first
     run): a check that reports rates or restarts keeps its counters in ``details["counters"]``
     and finds them there next time, without ever reading the store itself.
+
+    ``store`` is the open store when the run has one (None with ``--no-store``). Only checks
+    whose target is itself data the server receives (an agent's pushes, the dispenser fleet)
+    read it; they answer UNKNOWN without one.
     """
 
     kind: ClassVar[str] = ""
@@ -399,11 +403,16 @@ class Check:
     targets: ClassVar[frozenset[str]] = frozenset({"host", "database", "log", "endpoint"})
 
     def __init__(
-        self, config: CheckConfig, timeout: float = 30.0, previous: CheckResult | None = None
+        self,
+        config: CheckConfig,
+        timeout: float = 30.0,
+        previous: CheckResult | None = None,
+        store: Any = None,
     ) -> None:
         self.config = config
         self.timeout = timeout
         self.previous = previous
+        self.store = store
 
     def run(self, target: Any) -> CheckResult:
         """Given the target (an inventory model), observe it and return a CheckResult."""

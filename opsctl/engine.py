@@ -13,6 +13,7 @@ when it becomes *hard*. Recovery to OK is hard at once.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import queue
@@ -86,15 +87,17 @@ class Sink(Protocol):
     def write(self, outcomes: Sequence[Outcome]) -> None: ...
 
 
-def run_check(check: CheckInstance, previous: CheckResult | None = None) -> CheckResult:
-    """Given a check instance and its last stored result, run it once in the calling thread
-    and return a well-formed CheckResult: whatever the check raises or returns, the answer
-    is a CheckResult.
+def run_check(
+    check: CheckInstance, previous: CheckResult | None = None, store: Any = None
+) -> CheckResult:
+    """Given a check instance, its last stored result and the open store (if any), run it
+    once in the calling thread and return a well-formed CheckResult: whatever the check
+    raises or returns, the answer is a CheckResult.
     """
     started = utc_now()
     clock = time.perf_counter()
     try:
-        result = check.build(previous).run(check.target)
+        result = check.build(previous, store).run(check.target)
     except Exception as error:  # any failure inside a check is its UNKNOWN, not the engine's
         reason = str(error) or type(error).__name__
         result = CheckResult.unknown(f"check failed: {reason}", error=type(error).__name__)
@@ -143,12 +146,16 @@ class Engine:
         flush_every: float = 1.0,
         timeout_grace: float = 2.0,
         retry: bool = True,
-        runner: Callable[[CheckInstance, CheckResult | None], CheckResult] = run_check,
+        runner: Callable[[CheckInstance, CheckResult | None], CheckResult] | None = None,
+        store: Any = None,
     ) -> None:
         """``timeout_grace`` is added to each check's own timeout before the engine abandons
         it, so that a check which honours its timeout can report its own precise reason.
         ``retry`` off means soft states are recorded but not re-checked within this run.
+        ``store`` is handed to the checks that read it (agents, the fleet).
         """
+        if runner is None:
+            runner = functools.partial(run_check, store=store)
         self.concurrency = max(1, concurrency)
         self.sink = sink
         self.flush_every = flush_every

@@ -349,6 +349,42 @@ class Endpoint(Target):
         return self
 
 
+class Fleet(Target):
+    """A fleet of dispensers that report through the heartbeat interface (``opsctl server``),
+    from one or several vendors.
+
+    A device belongs to this fleet when its vendor is listed in ``vendors``. Its status is
+    judged on the server's clock: ``late`` once no heartbeat came for its interval plus
+    ``grace``, ``offline`` after ``offline_after``.
+    """
+
+    target_type: ClassVar[str] = "fleet"
+
+    vendors: list[Name] = Field(min_length=1, description="the vendors whose devices are here")
+    interval: Duration = Field(
+        timedelta(minutes=1), description="heartbeat interval, unless a heartbeat gives its own"
+    )
+    grace: Duration = Field(timedelta(seconds=30), description="lateness tolerated before late")
+    offline_after: Duration = Field(
+        timedelta(minutes=5), description="silence after which a device is offline"
+    )
+    low_stock: int = Field(10, ge=0, description="stock level at or below which an item is low")
+    vendor_silence: Duration = Field(
+        timedelta(minutes=10), description="no heartbeat at all from a vendor for this long"
+    )
+    registry: list[str] = Field(
+        [], description="vendor device lists (CSV: id, vendor, region, site, address)"
+    )
+
+    @model_validator(mode="after")
+    def _offline_after_late(self) -> Fleet:
+        if self.offline_after <= self.interval + self.grace:
+            raise PydanticCustomError(
+                "fleet", "offline_after must be longer than interval + grace"
+            )
+        return self
+
+
 def _check_timezone(value: str) -> str:
     try:
         ZoneInfo(value)
@@ -372,6 +408,7 @@ class Site(Model):
     databases: list[Database] = []
     logs: list[LogSource] = []
     endpoints: list[Endpoint] = []
+    fleets: list[Fleet] = []
 
     def targets(self) -> Iterator[Target]:
         """Yield every target of the site, hosts first."""
@@ -379,6 +416,7 @@ class Site(Model):
         yield from self.databases
         yield from self.logs
         yield from self.endpoints
+        yield from self.fleets
 
 
 class Schedule(Model):
@@ -554,10 +592,11 @@ class CheckInstance:
     def kind(self) -> str:
         return self.spec.kind
 
-    def build(self, previous: CheckResult | None = None) -> Check:
-        """Return a new Check object for one run, given this check's last stored result."""
+    def build(self, previous: CheckResult | None = None, store: Any = None) -> Check:
+        """Return a new Check object for one run, given this check's last stored result and
+        the open store (None when the run has none)."""
         return self.check_class(
-            self.config, timeout=self.spec.timeout.total_seconds(), previous=previous
+            self.config, timeout=self.spec.timeout.total_seconds(), previous=previous, store=store
         )
 
 
@@ -873,8 +912,32 @@ _TARGET_SECTIONS = {
     "databases": "database",
     "logs": "log",
     "endpoints": "endpoint",
+    "fleets": "fleet",
 }
-_SECTIONS.update({"hosts": Host, "databases": Database, "logs": LogSource, "endpoints": Endpoint})
+_SECTIONS.update(
+    {
+        "hosts": Host,
+        "databases": Database,
+        "logs": LogSource,
+        "endpoints": Endpoint,
+        "fleets": Fleet,
+    }
+)
+
+#: Checks every target of a type gets when its own list has none of that kind: an agent host
+#: is watched for silence (a dead man's switch), a fleet for offline and faulty devices.
+IMPLICIT_CHECKS: dict[str, dict[str, Any]] = {
+    "agent": {"kind": "agent", "interval": "1m"},
+    "fleet": {"kind": "dispenser", "interval": "1m"},
+}
+
+
+def _implicit_kind(target: Target) -> str | None:
+    if isinstance(target, Host) and target.transport == "agent":
+        return "agent"
+    if isinstance(target, Fleet):
+        return "fleet"
+    return None
 
 
 def _validate_check(
@@ -956,7 +1019,13 @@ def _resolve(inventory: Inventory, error_at: Any, *, check_secrets: bool) -> lis
                                 (*target_loc, *secret_loc), f"secret {secret.reference}: {problem}"
                             )
                 check_names: dict[str, int] = {}
-                for check_index, spec in enumerate(target.checks):
+                specs = list(target.checks)
+                implicit = _implicit_kind(target)
+                if implicit is not None:
+                    default = IMPLICIT_CHECKS[implicit]
+                    if not any(spec.kind == default["kind"] for spec in specs):
+                        specs.append(CheckSpec.model_validate(default))
+                for check_index, spec in enumerate(specs):
                     loc = (*target_loc, "checks", check_index)
                     name = spec.name or spec.kind
                     if name in check_names:

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from opsctl.cli.check import _result_of, _status_of, _StoreSink
 from opsctl.cli.common import (
     EXIT_BAD_INPUT,
     InventoryOption,
@@ -62,11 +61,13 @@ def drill(
             raise fail(f"--timeout: {error}") from None
         check = replace(check, spec=check.spec.model_copy(update={"timeout": allowed}))
 
+    from opsctl.runner import StoreSink, status_of
+
     database = open_store(ctx, loaded)
     try:
-        previous = {i: _status_of(row) for i, row in database.statuses([check.id]).items()}
+        previous = {i: status_of(row) for i, row in database.statuses([check.id]).items()}
         # No previous result: a drill asked for by hand restores, whatever min_interval says.
-        engine = Engine(concurrency=1, sink=_StoreSink(database), retry=False)
+        engine = Engine(concurrency=1, sink=StoreSink(database), retry=False, store=database)
         outcome = engine.run([check], previous, previous_results={})[0]
     finally:
         database.close()
@@ -141,10 +142,12 @@ def list_backups(
         for check in loaded.select(sites=[site] if site else (), include_disabled=True)
         if check.kind in BACKUP_KINDS
     ]
+    from opsctl.runner import result_of
+
     database = open_store(ctx, loaded)
     try:
         latest = {
-            i: _result_of(row) for i, row in database.latest_results(c.id for c in checks).items()
+            i: result_of(row) for i, row in database.latest_results(c.id for c in checks).items()
         }
     finally:
         database.close()

@@ -78,15 +78,13 @@ def run(
     previous_results: dict[str, CheckResult] = {}
     database = None
     if store:
-        database = open_store(ctx, loaded)
-        sink = _StoreSink(database)
-        ids = [c.id for c in chosen]
-        previous = {check_id: _status_of(row) for check_id, row in database.statuses(ids).items()}
-        previous_results = {
-            check_id: _result_of(row) for check_id, row in database.latest_results(ids).items()
-        }
+        from opsctl.runner import StoreSink, previous_of
 
-    engine = Engine(concurrency=concurrency, sink=sink, retry=retry)
+        database = open_store(ctx, loaded)
+        sink = StoreSink(database)
+        previous, previous_results = previous_of(database, chosen)
+
+    engine = Engine(concurrency=concurrency, sink=sink, retry=retry, store=database)
     try:
         if output == Format.table and sys.stderr.isatty():
             outcomes = _run_with_progress(engine, chosen, previous, previous_results)
@@ -134,59 +132,6 @@ def _stderr_console() -> Any:
     from rich.console import Console
 
     return Console(stderr=True)
-
-
-def _status_of(row: Any) -> Status:
-    from opsctl.contract import State
-    from opsctl.engine import Status
-
-    return Status(
-        state=State(row.state),
-        state_type=row.state_type,
-        attempt=row.attempt,
-        since=row.since,
-        last_hard_state=State(row.last_hard_state),
-        last_hard_change=row.last_hard_change,
-    )
-
-
-def _result_of(row: Any) -> CheckResult:
-    """The stored result a check finds as ``previous``: its state, summary, time and details."""
-    from opsctl.contract import CheckResult
-
-    return CheckResult(
-        row.state, row.summary, details=row.details, started=row.started, duration=row.duration
-    )
-
-
-class _StoreSink:
-    """Writes finished outcomes to the store in batches."""
-
-    def __init__(self, store: Any) -> None:
-        self.store = store
-
-    def write(self, outcomes: Any) -> None:
-        from opsctl.store import Recorded
-
-        self.store.record(
-            [
-                Recorded(
-                    check_id=o.check.id,
-                    site=o.check.site.name,
-                    target=o.check.target.name,
-                    kind=o.check.kind,
-                    result=o.result,
-                    state_type=o.status.state_type,
-                    attempt=o.status.attempt,
-                    since=o.status.since,
-                    last_hard_state=o.status.last_hard_state,
-                    last_hard_change=o.status.last_hard_change,
-                    changed=o.changed,
-                    previous_state=None if o.previous is None else o.previous.state,
-                )
-                for o in outcomes
-            ]
-        )
 
 
 def _show(outcomes: list[Outcome], output: Format) -> None:

@@ -1,11 +1,19 @@
 """The store's tables as SQLAlchemy 2.x declarative models.
 
-Four tables, one schema for SQLite and PostgreSQL:
+One schema for SQLite and PostgreSQL:
 
 - ``check_results``: every result a check produced (the raw history).
-- ``metric_samples``: the numbers of each result, one row per metric (rolled up later).
+- ``metric_samples``: the numbers of each result, one row per metric (rolled up later), and
+  the samples agents push (those have no result).
 - ``check_status``: one row per check, its current state (what ``status`` and ``problems`` read).
 - ``state_changes``: one row per flip of a check's state (healthchecks' ``Flip``).
+- ``api_tokens``: the server's bearer tokens, hashed, each scoped to one agent or one vendor.
+- ``ingest_batches``: the agent batches already stored, so that a retried batch is not
+  stored twice.
+- ``agents``: each push agent, its last push and the facts it last reported.
+- ``devices`` and ``device_flips``: the dispenser fleet, each device's current status and
+  one row per change of it, from which availability over any period is exact.
+- ``scheduler_lease`` and ``job_runs``: which server runs the scheduler, and what it ran.
 
 The schema itself is created by the migrations in ``migrations/versions``; these models
 describe it for queries, and a test keeps the two in step.
@@ -39,7 +47,7 @@ from opsctl.contract import State
 
 #: The head revision of ``migrations/versions``. Opening a store whose ``alembic_version``
 #: already says this skips alembic entirely (a test keeps the two equal).
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 
 # Named constraints, so that a later migration can drop or alter them by name on both engines
 # (SQLite batch migrations need the names; PostgreSQL would otherwise invent its own).
@@ -147,13 +155,14 @@ class ResultModel(Base):
 
 
 class SampleModel(Base):
-    """One metric value of one result (raw; rollups are a later table)."""
+    """One metric value of one result, or one sample an agent pushed (no result then;
+    ``check_id`` is then ``SITE/AGENT/agent``). Raw; rollups are a later table."""
 
     __tablename__ = "metric_samples"
 
     id: Mapped[int] = mapped_column(Identifier, primary_key=True, autoincrement=True)
     # CASCADE, so that raw retention deletes old results and their samples in one statement.
-    result_id: Mapped[int] = mapped_column(
+    result_id: Mapped[int | None] = mapped_column(
         Identifier, ForeignKey("check_results.id", ondelete="CASCADE")
     )
     check_id: Mapped[str]
@@ -219,4 +228,144 @@ class ChangeModel(Base):
         CheckConstraint("state_type IN ('soft', 'hard')", name="state_type"),
         Index(None, "check_id", "at"),
         Index(None, "at"),
+    )
+
+
+class TokenModel(Base):
+    """A bearer token of the server's API. Only its SHA-256 is kept: a token is 256 random
+    bits, so a plain hash is enough and lets the server find it by an index."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Identifier, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # shown in lists, to tell tokens apart
+    scope: Mapped[str] = mapped_column(String(8))  # "agent" | "vendor"
+    subject: Mapped[str]  # the agent's or the vendor's name
+    site: Mapped[str | None]
+    note: Mapped[str] = mapped_column(Text)
+    created: Mapped[datetime]
+    last_used: Mapped[datetime | None]
+    revoked: Mapped[datetime | None]
+
+    __table_args__ = (CheckConstraint("scope IN ('agent', 'vendor')", name="scope"),)
+
+
+class BatchModel(Base):
+    """An agent batch already stored (its samples and results are committed with this row)."""
+
+    __tablename__ = "ingest_batches"
+
+    agent: Mapped[str] = mapped_column(primary_key=True)
+    batch_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    received: Mapped[datetime]
+    samples: Mapped[int] = mapped_column(Integer)
+    results: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index(None, "received"),)
+
+
+class AgentModel(Base):
+    """One push agent: where it belongs, when it last pushed and what it last reported."""
+
+    __tablename__ = "agents"
+
+    name: Mapped[str] = mapped_column(primary_key=True)
+    site: Mapped[str]
+    interval: Mapped[float]  # seconds between collections, as the agent says
+    first_seen: Mapped[datetime]
+    last_push: Mapped[datetime]  # the server's clock
+    last_sent: Mapped[datetime]  # the agent's clock, for skew
+    address: Mapped[str]
+    version: Mapped[str]
+    facts: Mapped[dict[str, Any]]
+    pushes: Mapped[int] = mapped_column(BigInteger)
+    samples: Mapped[int] = mapped_column(BigInteger)
+    # What the agent says its spool holds and has had to drop (never silently).
+    spooled: Mapped[int] = mapped_column(BigInteger)
+    dropped_batches: Mapped[int] = mapped_column(BigInteger)
+    dropped_samples: Mapped[int] = mapped_column(BigInteger)
+
+
+class DeviceModel(Base):
+    """One dispenser: its registration and its latest heartbeat, and its current status."""
+
+    __tablename__ = "devices"
+
+    device_id: Mapped[str] = mapped_column(primary_key=True)
+    vendor: Mapped[str]
+    site: Mapped[str]
+    region: Mapped[str]
+    address: Mapped[str] = mapped_column(Text)
+    registered: Mapped[bool]  # listed in a vendor's registry CSV (else learned from heartbeats)
+    first_seen: Mapped[datetime | None]
+    last_heartbeat: Mapped[datetime | None]  # the server's clock: what liveness is judged on
+    last_reported: Mapped[datetime | None]  # the device's own timestamp
+    heartbeats: Mapped[int] = mapped_column(BigInteger)
+    reported_status: Mapped[str]
+    fault_code: Mapped[str | None]
+    fault_message: Mapped[str | None] = mapped_column(Text)
+    stock: Mapped[list[dict[str, Any]]]
+    temperature: Mapped[float | None]
+    door: Mapped[str | None]
+    firmware: Mapped[str | None]
+    interval: Mapped[float | None]  # seconds between heartbeats, as the device says
+    status: Mapped[str]  # online | late | offline | faulty | low-stock | unknown
+    status_since: Mapped[datetime]
+
+    __table_args__ = (Index(None, "vendor", "region"), Index(None, "site"), Index(None, "status"))
+
+
+class DeviceFlipModel(Base):
+    """One change of a device's status, at the exact moment it happened."""
+
+    __tablename__ = "device_flips"
+
+    id: Mapped[int] = mapped_column(Identifier, primary_key=True, autoincrement=True)
+    device_id: Mapped[str]
+    vendor: Mapped[str]
+    site: Mapped[str]
+    region: Mapped[str]
+    at: Mapped[datetime]
+    from_status: Mapped[str | None]
+    to_status: Mapped[str]
+    reason: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (Index(None, "device_id", "at"), Index(None, "at"))
+
+
+class LeaseModel(Base):
+    """A lease one server holds (the scheduler's): renewed while it lives, taken over once
+    it has expired."""
+
+    __tablename__ = "scheduler_lease"
+
+    name: Mapped[str] = mapped_column(primary_key=True)
+    holder: Mapped[str]
+    acquired: Mapped[datetime]
+    renewed: Mapped[datetime]
+    expires: Mapped[datetime]
+
+
+class JobRunModel(Base):
+    """One run of a scheduled job: when it was due, when it ran, and how it ended."""
+
+    __tablename__ = "job_runs"
+
+    id: Mapped[int] = mapped_column(Identifier, primary_key=True, autoincrement=True)
+    schedule: Mapped[str]
+    job: Mapped[str]
+    site: Mapped[str | None]
+    scheduled_for: Mapped[datetime | None]
+    started: Mapped[datetime]
+    finished: Mapped[datetime | None]
+    outcome: Mapped[str] = mapped_column(String(8))  # running | ok | failed
+    message: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]]
+    holder: Mapped[str]
+
+    __table_args__ = (
+        CheckConstraint("outcome IN ('running', 'ok', 'failed')", name="outcome"),
+        Index(None, "schedule", "started"),
+        Index(None, "started"),
     )
