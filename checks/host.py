@@ -283,5 +283,5 @@ class HostCheck(Check):
     def run(self, target: Any) -> CheckResult:
         """Given a host target, return its configuration and load."""
         return evaluate_host(
-            source_for(target, self.timeout).facts(), cast(HostConfig, self.config)
+            source_for(target, self.timeout, self.store).facts(), cast(HostConfig, self.config)
         )

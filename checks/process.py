@@ -396,7 +396,7 @@ class ProcessCheck(Check):
 
     def run(self, target: Any) -> CheckResult:
         """Given a host target, return the state of the processes the check looks for."""
-        source = source_for(target, self.timeout)
+        source = source_for(target, self.timeout, self.store)
         return evaluate_processes(
             source.processes(), cast(ProcessConfig, self.config), source.own_pids()
         )

@@ -169,13 +169,13 @@ class HostSource(Protocol):
         ...
 
 
-def source_for(target: Any, timeout: float = 30.0) -> HostSource:
-    """Given a host target (an inventory model with ``name``, ``address``, ``transport``)
-    and the time budget of one observation in seconds, return the source that observes it:
-    psutil for ``local``, commands over SSH for ``ssh`` (one pooled connection per host).
+def source_for(target: Any, timeout: float = 30.0, store: Any = None) -> HostSource:
+    """Given a host target (an inventory model with ``name``, ``address``, ``transport``),
+    the time budget of one observation in seconds and the open store (if any), return the
+    source that observes it: psutil for ``local``, commands over SSH for ``ssh`` (one pooled
+    connection per host), the facts its agent last pushed for ``agent``.
 
-    Raise CheckError if the host is observed by other means (``agent``) or the transport is
-    unknown.
+    Raise CheckError if an agent host is judged without a store or the transport is unknown.
     """
     name = getattr(target, "name", None) or getattr(target, "address", None) or "host"
     transport = getattr(target, "transport", "local") or "local"
@@ -194,10 +194,14 @@ def source_for(target: Any, timeout: float = 30.0) -> HostSource:
 
         return RemoteSource(run_over_ssh, name=name, timeout=timeout)
     if transport == "agent":
-        raise CheckError(
-            f"{name} reports through opsctl-agent; its host checks are evaluated from pushed "
-            "data, not run here"
-        )
+        if store is None:
+            raise CheckError(
+                f"{name} reports through opsctl-agent: its checks are judged from what it "
+                "pushed to the store, and this run has no store"
+            )
+        from opsctl.sources.pushed import PushedSource
+
+        return PushedSource(store, name)
     raise CheckError(f"{name}: unknown transport {transport!r} (expected local, ssh or agent)")
 
 

@@ -274,33 +274,39 @@ class Store:
         """
         if not batch:
             return
-        results = [_result_values(recorded) for recorded in batch]
         with self._guard("record results"), self._sessions.begin() as session:
-            ids = session.scalars(
-                insert(ResultModel).returning(ResultModel.id, sort_by_parameter_order=True),
-                results,
-            ).all()
-            samples = [
-                {
-                    "result_id": result_id,
-                    "check_id": recorded.check_id,
-                    "name": metric.name,
-                    "value": float(metric.value),
-                    "unit": metric.unit,
-                    "labels": dict(metric.labels),
-                    "at": recorded.result.started,
-                }
-                for recorded, result_id in zip(batch, ids, strict=True)
-                for metric in recorded.result.metrics
-                # NaN and infinities are "not measured", and would poison every average.
-                if _finite(metric.value)
-            ]
-            if samples:
-                session.execute(insert(SampleModel), samples)
-            changes = [_change_values(recorded) for recorded in batch if recorded.changed]
-            if changes:
-                session.execute(insert(ChangeModel), changes)
-            session.execute(self._upsert_status(), _latest_statuses(batch, ids))
+            self._record_in(session, batch)
+
+    def _record_in(self, session: Any, batch: Sequence[Recorded]) -> None:
+        """Write recorded results inside an open session's transaction (see ``record``)."""
+        if not batch:
+            return
+        results = [_result_values(recorded) for recorded in batch]
+        ids = session.scalars(
+            insert(ResultModel).returning(ResultModel.id, sort_by_parameter_order=True),
+            results,
+        ).all()
+        samples = [
+            {
+                "result_id": result_id,
+                "check_id": recorded.check_id,
+                "name": metric.name,
+                "value": float(metric.value),
+                "unit": metric.unit,
+                "labels": dict(metric.labels),
+                "at": recorded.result.started,
+            }
+            for recorded, result_id in zip(batch, ids, strict=True)
+            for metric in recorded.result.metrics
+            # NaN and infinities are "not measured", and would poison every average.
+            if _finite(metric.value)
+        ]
+        if samples:
+            session.execute(insert(SampleModel), samples)
+        changes = [_change_values(recorded) for recorded in batch if recorded.changed]
+        if changes:
+            session.execute(insert(ChangeModel), changes)
+        session.execute(self._upsert_status(), _latest_statuses(batch, ids))
 
     def _upsert_status(self) -> Any:
         statement = self._insert(StatusModel)

@@ -1,0 +1,88 @@
+"""``opsctl server``: the HTTP intake, /metrics and the scheduler, in one process."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from opsctl.cli.common import (
+    EXIT_BAD_INPUT,
+    InventoryOption,
+    fail,
+    load_inventory,
+    open_store,
+)
+
+
+def server(
+    ctx: typer.Context,
+    inventory: InventoryOption = Path("inventory.yaml"),
+    listen: Annotated[
+        str, typer.Option("--listen", "-l", help="Address and port to listen on.")
+    ] = "127.0.0.1:8080",
+    scheduler: Annotated[
+        bool,
+        typer.Option(
+            "--scheduler/--no-scheduler",
+            help="Take part in running the schedules and checks (one server at a time does).",
+        ),
+    ] = True,
+    tls_cert: Annotated[
+        Path | None, typer.Option("--tls-cert", help="Serve HTTPS with this certificate (PEM).")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option("--tls-key", help="Its private key.")] = None,
+    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning.")] = "info",
+    openapi: Annotated[
+        Path | None,
+        typer.Option("--openapi", help="Write the OpenAPI document to this file and exit."),
+    ] = None,
+) -> None:
+    """Serve the agent and dispenser intake, /metrics and /healthz, and run the scheduler."""
+    import uvicorn
+
+    from opsctl.server.app import create_app, dump_openapi
+
+    host, _, port_text = listen.rpartition(":")
+    if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise fail(f"--listen: expected HOST:PORT like 127.0.0.1:8080, got {listen!r}")
+    if (tls_cert is None) != (tls_key is None):
+        raise fail("give both --tls-cert and --tls-key, or neither")
+    level = log_level.upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise fail(f"--log-level: expected debug, info, warning or error, got {log_level!r}")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    loaded = load_inventory(inventory)
+    store = open_store(ctx, loaded)
+    service = None
+    if scheduler and openapi is None:
+        from opsctl.cli.common import store_url
+        from opsctl.server.scheduler import SchedulerService
+
+        holder = f"{socket.gethostname()}:{os.getpid()}"
+        service = SchedulerService(store_url(ctx, loaded), loaded, holder)
+    app = create_app(store, loaded, scheduler=service)
+    if openapi is not None:
+        openapi.write_text(dump_openapi(app) + "\n", encoding="utf-8")
+        store.close()
+        return
+    try:
+        uvicorn.run(
+            app,
+            host=host.strip("[]"),
+            port=int(port_text),
+            log_level=log_level.lower(),
+            access_log=level == "DEBUG",
+            ssl_certfile=str(tls_cert) if tls_cert else None,
+            ssl_keyfile=str(tls_key) if tls_key else None,
+            timeout_graceful_shutdown=10,
+        )
+    except (OSError, SystemExit) as error:
+        raise fail(f"cannot serve on {listen}: {error}", EXIT_BAD_INPUT) from None
+    finally:
+        store.close()
