@@ -7,6 +7,7 @@ import shutil
 import socket
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -56,6 +57,33 @@ def postgres_url() -> Iterator[str]:
     finally:
         with psycopg.connect(admin, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL of an empty store: a SQLite file in tmp_path, or a fresh PostgreSQL schema
+    (selected through search_path) in the session's test database, dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'nested' / 'dir' / 'opsctl.db'}"
+        return
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    database = make_url(request.getfixturevalue("postgres_url"))
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    conninfo = (
+        f"host={database.host} port={database.port} "
+        f"user={database.username} dbname={database.database}"
+    )
+    with psycopg.connect(conninfo, autocommit=True) as connection:
+        connection.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield database.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+            hide_password=False
+        )
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as connection:
+            connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 # Real sshd servers, client keys and a password test user for tests/test_ssh.py.

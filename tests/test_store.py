@@ -5,7 +5,6 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,32 +24,6 @@ TABLES = {"check_results", "metric_samples", "check_status", "state_changes"}
 
 
 # --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A URL of an empty store: a SQLite file in tmp_path, or a fresh PostgreSQL schema
-    (selected through search_path) in the session's test database, dropped afterwards."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'nested' / 'dir' / 'opsctl.db'}"
-        return
-    import psycopg
-
-    database = make_url(request.getfixturevalue("postgres_url"))
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    conninfo = (
-        f"host={database.host} port={database.port} "
-        f"user={database.username} dbname={database.database}"
-    )
-    with psycopg.connect(conninfo, autocommit=True) as connection:
-        connection.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield database.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-            hide_password=False
-        )
-    finally:
-        with psycopg.connect(conninfo, autocommit=True) as connection:
-            connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 @pytest.fixture

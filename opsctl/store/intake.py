@@ -79,8 +79,10 @@ def store_push(store: Store, push: Any, *, site: str, address: str, now: datetim
                 results=len(push.results),
             )
             .on_conflict_do_nothing(index_elements=["agent", "batch_id"])
+            .returning(BatchModel.batch_id)
         )
-        if session.execute(statement).rowcount == 0:
+        # RETURNING, not rowcount: psycopg reports -1 for an INSERT SQLAlchemy executes.
+        if session.execute(statement).first() is None:
             _touch_agent(session, store, push, site, address, now, stored_samples=0)
             return PushOutcome(True, 0, 0)
         check_id = agent_check_id(site, push.agent)
