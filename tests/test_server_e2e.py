@@ -1,0 +1,291 @@
+"""End to end on loopback: a real ``opsctl server`` process, real ``opsctl-agent``
+processes, and the store on SQLite and on the real PostgreSQL. Faults are real too: the
+server and the agent are killed with SIGKILL, and every batch an agent created is then
+counted in the store exactly once.
+
+An agent numbers the batches it creates in its spool (SQLite AUTOINCREMENT, never reused),
+so ``sqlite_sequence`` says how many it ever made; the store's ``ingest_batches`` says how
+many arrived, and ``metric_samples`` must hold exactly the samples those batches declared.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import func, select
+
+from opsctl.store import Store
+from opsctl.store.models import BatchModel, SampleModel
+from opsctl.store.tokens import create_token
+
+INVENTORY = """
+sites:
+  - name: zj
+    hosts:
+      - name: web1
+        transport: agent
+        checks:
+          - kind: host
+      - name: web2
+        transport: agent
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {seconds}s waiting for {what}")
+
+
+class Server:
+    """An ``opsctl server`` process on a fixed port, which can be killed and restarted."""
+
+    def __init__(self, url: str, inventory: Path, port: int) -> None:
+        self.url, self.inventory, self.port = url, inventory, port
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "opsctl",
+                "--db",
+                self.url,
+                "server",
+                "-i",
+                str(self.inventory),
+                "--listen",
+                f"127.0.0.1:{self.port}",
+                "--no-scheduler",
+                "--log-level",
+                "warning",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+
+        def healthy() -> bool:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited: {self.process.stderr.read().decode()}")
+            try:
+                return requests.get(f"{self.base}/healthz", timeout=1).status_code == 200
+            except requests.ConnectionError:
+                return False
+
+        wait_for(healthy, 30, "the server to answer /healthz")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture
+def inventory(tmp_path: Path) -> Path:
+    path = tmp_path / "inventory.yaml"
+    path.write_text(INVENTORY, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def server(store_url: str, inventory: Path) -> Iterator[Server]:
+    running = Server(store_url, inventory, free_port())
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def tokens(url: str) -> dict[str, str]:
+    with Store.open(url) as store:
+        return {name: create_token(store, "agent", name)[0] for name in ("web1", "web2")}
+
+
+def agent_command(server: Server, name: str, spool: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "agents.cli",
+        "--server",
+        server.base,
+        "--name",
+        name,
+        "--spool",
+        str(spool),
+        "--log-level",
+        "warning",
+        *extra,
+    ]
+
+
+def agent_env(token: str) -> dict[str, str]:
+    return {**os.environ, "OPSCTL_AGENT_TOKEN": token}
+
+
+def created_batches(spool: Path) -> int:
+    """How many batches the agent ever created (its spool's AUTOINCREMENT counter)."""
+    with sqlite3.connect(spool) as db:
+        row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'batches'").fetchone()
+        queued = db.execute("SELECT count(*) FROM batches").fetchone()[0]
+        dropped = db.execute("SELECT coalesce(sum(batches), 0) FROM drops").fetchone()[0]
+    assert dropped == 0, f"the agent dropped {dropped} batches"
+    assert queued == 0, f"{queued} batches still spooled"
+    return 0 if row is None else int(row[0])
+
+
+def stored(url: str, agent: str) -> tuple[int, int, int]:
+    """The batches stored for an agent, the samples they declared, and the samples stored."""
+    with Store.open(url) as store, store._sessions() as session:
+        batches, declared = session.execute(
+            select(func.count(), func.coalesce(func.sum(BatchModel.samples), 0)).where(
+                BatchModel.agent == agent
+            )
+        ).one()
+        samples = session.scalar(
+            select(func.count())
+            .select_from(SampleModel)
+            .where(SampleModel.check_id == f"zj/{agent}/agent")
+        )
+    return int(batches), int(declared), int(samples)
+
+
+def drain(server: Server, name: str, spool: Path, token: str) -> None:
+    """Deliver whatever the agent still holds: ``--once`` exits 0 only when its spool is empty."""
+    done = subprocess.run(
+        agent_command(server, name, spool, "--once"),
+        env=agent_env(token),
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+
+
+def test_killing_the_server_mid_stream_loses_and_doubles_nothing(
+    server: Server, store_url: str, tmp_path: Path
+) -> None:
+    keys = tokens(store_url)
+    server.start()
+    spools = {name: tmp_path / f"{name}.spool" for name in keys}
+    agents = {
+        name: subprocess.Popen(
+            agent_command(server, name, spools[name], "--interval", "0.2"),
+            env=agent_env(keys[name]),
+            stderr=subprocess.DEVNULL,
+        )
+        for name in keys
+    }
+    try:
+        wait_for(lambda: all(stored(store_url, n)[0] >= 3 for n in keys), 60, "first pushes")
+        server.kill()
+        time.sleep(1.5)  # the agents keep collecting into their spools meanwhile
+        server.start()
+        wait_for(lambda: all(stored(store_url, n)[0] >= 12 for n in keys), 60, "replay")
+    finally:
+        for process in agents.values():
+            process.terminate()
+            process.wait(timeout=30)
+    for name in keys:
+        drain(server, name, spools[name], keys[name])
+        batches, declared, samples = stored(store_url, name)
+        assert batches == created_batches(spools[name])
+        assert samples == declared
+        assert samples > batches  # every batch carried its samples, not an empty shell
+
+
+def test_killing_an_agent_mid_replay_loses_and_doubles_nothing(
+    server: Server, store_url: str, tmp_path: Path
+) -> None:
+    keys = tokens(store_url)
+    spool = tmp_path / "web1.spool"
+    # No server yet: the agent builds a backlog.
+    backlog = subprocess.Popen(
+        agent_command(server, "web1", spool, "--interval", "0.05"),
+        env=agent_env(keys["web1"]),
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(3)
+    backlog.terminate()
+    backlog.wait(timeout=30)
+    with sqlite3.connect(spool) as db:
+        queued = db.execute("SELECT count(*) FROM batches").fetchone()[0]
+    assert queued >= 10
+    server.start()
+    replaying = subprocess.Popen(
+        agent_command(server, "web1", spool, "--interval", "0.05"),
+        env=agent_env(keys["web1"]),
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for(lambda: stored(store_url, "web1")[0] >= 1, 60, "the replay to start")
+    replaying.send_signal(signal.SIGKILL)
+    replaying.wait(timeout=10)
+    drain(server, "web1", spool, keys["web1"])
+    batches, declared, samples = stored(store_url, "web1")
+    assert batches == created_batches(spool)
+    assert batches >= queued
+    assert samples == declared
+
+
+def test_an_agent_hosts_checks_run_from_what_it_pushed(
+    server: Server, store_url: str, inventory: Path, tmp_path: Path
+) -> None:
+    keys = tokens(store_url)
+    server.start()
+    drain(server, "web1", tmp_path / "web1.spool", keys["web1"])
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "opsctl",
+            "--db",
+            store_url,
+            "check",
+            "run",
+            "-i",
+            str(inventory),
+            "--target",
+            "web1",
+            "--json",
+        ],
+        capture_output=True,
+        timeout=120,
+    )
+    results = {r["id"]: r for r in json.loads(run.stdout)["results"]}
+    assert results["zj/web1/agent"]["state"] == "OK"
+    # The host check judged the facts this machine's agent pushed: its OS name is in them.
+    assert results["zj/web1/host"]["state"] != "UNKNOWN", results["zj/web1/host"]["summary"]
+    assert " CPU, load " in results["zj/web1/host"]["summary"]
