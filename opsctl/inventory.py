@@ -428,6 +428,11 @@ class Schedule(Model):
     site: str | None = None
     kinds: list[str] = []
     timezone: Annotated[str, AfterValidator(_check_timezone)] | None = None
+    catch_up: Duration = Field(
+        timedelta(hours=12),
+        description="a run missed while no server was up is made once on start if it is at "
+        "most this late",
+    )
 
     @field_validator("cron")
     @classmethod

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from opsctl import __version__
-from opsctl.cli import backup, check, db, inventory, server, ssh, status, token
+from opsctl.cli import backup, check, db, fleet, inventory, schedule, server, ssh, status, token
 from opsctl.cli.common import Options
 
 app = typer.Typer(
@@ -24,7 +24,9 @@ app = typer.Typer(
 app.add_typer(backup.app, name="backup")
 app.add_typer(check.app, name="check")
 app.add_typer(db.app, name="db")
+app.add_typer(fleet.app, name="fleet")
 app.add_typer(inventory.app, name="inventory")
+app.add_typer(schedule.app, name="schedule")
 app.add_typer(ssh.app, name="ssh")
 app.add_typer(token.app, name="token")
 app.command("server")(server.server)
