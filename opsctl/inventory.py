@@ -379,9 +379,7 @@ class Fleet(Target):
     @model_validator(mode="after")
     def _offline_after_late(self) -> Fleet:
         if self.offline_after <= self.interval + self.grace:
-            raise PydanticCustomError(
-                "fleet", "offline_after must be longer than interval + grace"
-            )
+            raise PydanticCustomError("fleet", "offline_after must be longer than interval + grace")
         return self
 
 
@@ -437,10 +435,10 @@ class Schedule(Model):
     @field_validator("cron")
     @classmethod
     def _cron(cls, value: str) -> str:
-        from apscheduler.triggers.cron import CronTrigger
+        from opsctl.cron import cron_trigger
 
         try:
-            CronTrigger.from_crontab(value)
+            cron_trigger(value, "UTC")
         except ValueError as error:
             raise PydanticCustomError(
                 "cron",
@@ -778,6 +776,9 @@ def load(path: str | os.PathLike[str], *, check_secrets: bool = True) -> LoadedI
 
     def rule_error_at(loc: tuple, message: str) -> None:
         """Report a rule error given a location among validated sites and targets."""
+        if loc[0] == "schedules":
+            error_at(("schedules", schedule_positions[loc[1]], *loc[2:]), message)
+            return
         site_index = site_positions[loc[1]]
         if len(loc) > 3 and loc[2] in _SECTIONS:
             loc = ("sites", site_index, loc[2], target_positions[loc[1]][loc[2]][loc[3]], *loc[4:])
@@ -786,10 +787,12 @@ def load(path: str | os.PathLike[str], *, check_secrets: bool = True) -> LoadedI
         error_at(loc, message)
 
     schedules: list[Schedule] = []
+    schedule_positions: list[int] = []
     raw_schedules = combined.get("schedules") or []
     for index, raw in enumerate(raw_schedules if isinstance(raw_schedules, list) else []):
         try:
             schedules.append(Schedule.model_validate(raw))
+            schedule_positions.append(index)
         except ValidationError as validation:
             schema_errors(validation, ("schedules", index))
     inventory: Inventory | None = None
@@ -1057,6 +1060,20 @@ def _resolve(inventory: Inventory, error_at: Any, *, check_secrets: bool) -> lis
                             check_class=check_class,
                         )
                     )
+    schedule_names: dict[str, int] = {}
+    for index, schedule in enumerate(inventory.schedules):
+        if schedule.name in schedule_names:
+            error_at(
+                ("schedules", index, "name"),
+                f"duplicate schedule name {schedule.name!r} (also schedules[{schedule_names[schedule.name]}])",
+            )
+        schedule_names.setdefault(schedule.name, index)
+        if schedule.site is not None and schedule.site not in site_names:
+            known = ", ".join(sorted(site_names)) or "none"
+            error_at(
+                ("schedules", index, "site"),
+                f"no site named {schedule.site!r} (sites: {known})",
+            )
     return instances
 
 

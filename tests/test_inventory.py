@@ -206,3 +206,25 @@ def test_a_kind_whose_config_reuses_a_common_field_is_refused(
     )
     (error,) = errors_of(path)
     assert "reuses the common field(s) name" in error
+
+
+def test_schedules_name_real_sites_once_and_read_cron_weekdays_as_cron(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.yaml"
+    path.write_text(
+        "sites:\n"
+        "  - name: zj\n"
+        "schedules:\n"
+        "  - {name: weekly, cron: '0 9 * * 7', site: zj}\n"  # 7 is Sunday to cron
+        "  - {name: weekly, cron: '0 9 * * 1-5', site: zj}\n"
+        "  - {name: monthly, cron: '0 9 1 * *', site: hz}\n"
+        "  - {name: bad, cron: '0 9 * * 8'}\n",
+        encoding="utf-8",
+    )
+    errors = errors_of(path)
+    assert [e.split(": ", 1)[0].split(" ", 1)[1] for e in errors] == [
+        "schedules[1].name",
+        "schedules[2].site",
+        "schedules[3].cron",
+    ]
+    assert "duplicate schedule name 'weekly' (also schedules[0])" in errors[0]
+    assert "no site named 'hz' (sites: zj)" in errors[1]

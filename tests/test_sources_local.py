@@ -121,8 +121,8 @@ def test_from_dict_refuses_missing_unknown_and_naive_times() -> None:
     [
         (
             "agent",
-            "his-db01 reports through opsctl-agent; its host checks are evaluated from "
-            "pushed data, not run here",
+            "his-db01 reports through opsctl-agent: its checks are judged from what it "
+            "pushed to the store, and this run has no store",
         ),
         ("telnet", "his-db01: unknown transport 'telnet'"),
     ],

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -62,10 +60,10 @@ def server(
     service = None
     if scheduler and openapi is None:
         from opsctl.cli.common import store_url
+        from opsctl.server.lease import default_holder
         from opsctl.server.scheduler import SchedulerService
 
-        holder = f"{socket.gethostname()}:{os.getpid()}"
-        service = SchedulerService(store_url(ctx, loaded), loaded, holder)
+        service = SchedulerService(store_url(ctx, loaded), loaded, default_holder())
     app = create_app(store, loaded, scheduler=service)
     if openapi is not None:
         openapi.write_text(dump_openapi(app) + "\n", encoding="utf-8")
