@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -34,6 +35,15 @@ def server(
         Path | None, typer.Option("--tls-cert", help="Serve HTTPS with this certificate (PEM).")
     ] = None,
     tls_key: Annotated[Path | None, typer.Option("--tls-key", help="Its private key.")] = None,
+    lease_ttl: Annotated[
+        float,
+        typer.Option(
+            "--lease-ttl",
+            min=1.0,
+            help="Seconds the scheduler's lease lasts unrenewed; a standby server takes over "
+            "within 4/3 of it after the holder dies.",
+        ),
+    ] = 45.0,
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning.")] = "info",
     openapi: Annotated[
         Path | None,
@@ -63,7 +73,9 @@ def server(
         from opsctl.server.lease import default_holder
         from opsctl.server.scheduler import SchedulerService
 
-        service = SchedulerService(store_url(ctx, loaded), loaded, default_holder())
+        service = SchedulerService(
+            store_url(ctx, loaded), loaded, default_holder(), ttl=timedelta(seconds=lease_ttl)
+        )
     app = create_app(store, loaded, scheduler=service)
     if openapi is not None:
         openapi.write_text(dump_openapi(app) + "\n", encoding="utf-8")
