@@ -389,5 +389,6 @@ class FilesystemCheck(Check):
     def run(self, target: Any) -> CheckResult:
         """Given a host target, return the state of its filesystems."""
         return evaluate_mounts(
-            source_for(target, self.timeout, self.store).mounts(), cast(FilesystemConfig, self.config)
+            source_for(target, self.timeout, self.store).mounts(),
+            cast(FilesystemConfig, self.config),
         )

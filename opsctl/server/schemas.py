@@ -52,7 +52,7 @@ class Sample(Wire):
 
     name: MetricName = Field(description="e.g. cpu_percent, fs_used_percent")
     labels: dict[Annotated[str, StringConstraints(max_length=64)], ShortText] = Field(
-        {}, max_length=16, description="e.g. {\"mount\": \"/data\"}"
+        {}, max_length=16, description='e.g. {"mount": "/data"}'
     )
     value: float = Field(allow_inf_nan=False)
     at: AwareTime
