@@ -20,12 +20,14 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -42,6 +44,8 @@ from opsctl.server.schemas import (
 from opsctl.store import Store, StoreError
 
 log = logging.getLogger("opsctl.server")
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 #: The site of an agent whose token names none and which no inventory host names.
 UNASSIGNED_SITE = "unassigned"
@@ -198,7 +202,7 @@ def create_app(
         fields = [
             {
                 "field": _field_path(problem.get("loc", ())),
-                "message": problem.get("msg", ""),
+                "message": _MESSAGES.get(problem.get("type", ""), problem.get("msg", "")),
                 "type": problem.get("type", ""),
             }
             for problem in error.errors()
@@ -239,11 +243,17 @@ def create_app(
         response_model=PushAccepted,
         summary="Store one batch of an agent's samples, facts and local check results",
         tags=["agents"],
+        openapi_extra=_request_body(AgentPush),
     )
-    def agent_push(push: AgentPush, request: Request, credentials: Credentials) -> PushAccepted:
+    async def agent_push(request: Request, credentials: Credentials) -> PushAccepted:
+        token = await run_in_threadpool(authenticate, credentials, "agent")
+        push = await _parse(request, AgentPush)
+        address = request.client.host if request.client else ""
+        return await run_in_threadpool(store_agent_push, push, token, address)
+
+    def store_agent_push(push: AgentPush, token: Any, address: str) -> PushAccepted:
         from opsctl.store.intake import store_push
 
-        token = authenticate(credentials, "agent")
         if push.agent != token.subject:
             raise ApiError(
                 403,
@@ -252,7 +262,6 @@ def create_app(
                 [{"field": "body.agent", "message": "not this token's agent"}],
             )
         site = token.site or _site_of_agent(loaded, push.agent)
-        address = request.client.host if request.client else ""
         outcome = store_push(store, push, site=site, address=address, now=utc_now())
         ingest_metrics.pushed(outcome.samples, outcome.results, outcome.duplicate)
         return PushAccepted(
@@ -267,11 +276,16 @@ def create_app(
         response_model=HeartbeatsAccepted,
         summary="Store a vendor's batch of dispenser heartbeats",
         tags=["dispensers"],
+        openapi_extra=_request_body(HeartbeatBatch),
     )
-    def heartbeats(batch: HeartbeatBatch, credentials: Credentials) -> HeartbeatsAccepted:
+    async def heartbeats(request: Request, credentials: Credentials) -> HeartbeatsAccepted:
+        token = await run_in_threadpool(authenticate, credentials, "vendor")
+        batch = await _parse(request, HeartbeatBatch)
+        return await run_in_threadpool(store_heartbeats, batch, token)
+
+    def store_heartbeats(batch: HeartbeatBatch, token: Any) -> HeartbeatsAccepted:
         from opsctl.store.fleet import ForeignDevice, ingest
 
-        token = authenticate(credentials, "vendor")
         if batch.vendor != token.subject:
             raise ApiError(
                 403,
@@ -347,7 +361,54 @@ def create_app(
         body, content_type = render(registry, request.headers.get("accept"))
         return Response(body, media_type=content_type)
 
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = default_openapi()
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            for model in (AgentPush, HeartbeatBatch):
+                schema = model.model_json_schema(ref_template=_REF)
+                schemas.update(schema.pop("$defs", {}))
+                schemas[model.__name__] = schema
+        return app.openapi_schema or default_openapi()
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+_REF = "#/components/schemas/{model}"
+
+#: Clearer words than pydantic's for the mistakes vendors make most.
+_MESSAGES = {
+    "timezone_aware": "expected a time with a zone offset, e.g. 2026-11-23T08:00:00+08:00",
+}
+
+
+def _request_body(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI requestBody of an endpoint that validates its raw body with ``model``."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": _REF.format(model=model.__name__)}}
+            },
+        }
+    }
+
+
+async def _parse(request: Request, model: type[ModelT]) -> ModelT:
+    """Read the body and validate it as ``model`` straight from the JSON text (pydantic's
+    parser: about twice as fast as decoding to Python objects first, which matters for
+    batches of a thousand heartbeats). Errors carry the same ``body.…`` paths FastAPI's
+    own validation would give."""
+    body = await request.body()
+    try:
+        return await run_in_threadpool(model.model_validate_json, body)
+    except ValidationError as error:
+        raise RequestValidationError(
+            [{**problem, "loc": ("body", *problem["loc"])} for problem in error.errors()]
+        ) from None
 
 
 def _field_path(loc: Any) -> str:

@@ -9,10 +9,9 @@ dispenser heartbeat format is the standard interface vendors implement
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 #: Most samples one agent push may carry, and most heartbeats in one vendor batch.
 MAX_SAMPLES = 5000
@@ -31,13 +30,8 @@ MetricName = Annotated[
 ShortText = Annotated[str, StringConstraints(max_length=200)]
 
 
-def _aware(value: datetime) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError("expected a time with a zone offset, e.g. 2026-11-23T08:00:00+08:00")
-    return value
-
-
-AwareTime = Annotated[datetime, AfterValidator(_aware)]
+#: A time with its zone offset (a time without one is refused: 422).
+AwareTime = AwareDatetime
 
 
 class Wire(BaseModel):
