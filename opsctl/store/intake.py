@@ -119,32 +119,35 @@ _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
 def _bulk_samples(session: Any, store: Store, check_id: str, samples: Any) -> None:
     raw = session.connection().connection.driver_connection
-    if store.engine.dialect.name == "postgresql":
+    # A batch's samples share a few label sets and one or two instants: encode each once.
+    labels: dict[tuple[tuple[str, str], ...], str] = {}
+    times: dict[datetime, Any] = {}
+    postgresql = store.engine.dialect.name == "postgresql"
+
+    def encoded(sample: Any) -> tuple[str, Any]:
+        key = tuple(sample.labels.items())
+        text = labels.get(key)
+        if text is None:
+            text = labels[key] = _labels(sample.labels)
+        at = times.get(sample.at)
+        if at is None:
+            at = times[sample.at] = (
+                sample.at if postgresql else sample.at.astimezone(UTC).strftime(_SQLITE_TIME)
+            )
+        return text, at
+
+    if postgresql:
         with raw.cursor() as cursor:
             copy_sql = "COPY metric_samples (check_id, name, value, unit, labels, at) FROM STDIN"
             with cursor.copy(copy_sql) as copy:
                 for sample in samples:
-                    copy.write_row(
-                        (
-                            check_id,
-                            sample.name,
-                            sample.value,
-                            "",
-                            _labels(sample.labels),
-                            sample.at,
-                        )
-                    )
+                    text, at = encoded(sample)
+                    copy.write_row((check_id, sample.name, sample.value, "", text, at))
         return
-    rows = [
-        (
-            check_id,
-            sample.name,
-            sample.value,
-            _labels(sample.labels),
-            sample.at.astimezone(UTC).strftime(_SQLITE_TIME),
-        )
-        for sample in samples
-    ]
+    rows = []
+    for sample in samples:
+        text, at = encoded(sample)
+        rows.append((check_id, sample.name, sample.value, text, at))
     cursor = raw.cursor()
     try:
         cursor.executemany(
