@@ -289,3 +289,92 @@ def test_an_agent_hosts_checks_run_from_what_it_pushed(
     # The host check judged the facts this machine's agent pushed: its OS name is in them.
     assert results["zj/web1/host"]["state"] != "UNKNOWN", results["zj/web1/host"]["summary"]
     assert " CPU, load " in results["zj/web1/host"]["summary"]
+
+
+FLEET_INVENTORY = """
+sites:
+  - name: zj
+    fleets:
+      - name: dispensers
+        vendors: [vendor-a, vendor-b, vendor-c]
+"""
+
+
+def test_the_simulated_fleet_reaches_the_store_through_the_vendor_interface(
+    store_url: str, tmp_path: Path
+) -> None:
+    inventory = tmp_path / "fleet.yaml"
+    inventory.write_text(FLEET_INVENTORY, encoding="utf-8")
+    with Store.open(store_url) as store:
+        keys = {
+            v: create_token(store, "vendor", v)[0] for v in ("vendor-a", "vendor-b", "vendor-c")
+        }
+    server = Server(store_url, inventory, free_port())
+    server.start()
+    opsctl = [sys.executable, "-m", "opsctl", "--db", store_url]
+    try:
+        simulate = subprocess.run(
+            [*opsctl, "fleet", "simulate", "--server", server.base, "--devices", "300",
+             "--duration", "0s", "--json"],
+            env={**os.environ, "OPSCTL_VENDOR_TOKENS": ",".join(f"{v}={t}" for v, t in keys.items())},
+            capture_output=True,
+            timeout=120,
+        )  # fmt: skip
+        assert simulate.returncode == 0, simulate.stderr.decode()
+        sent = json.loads(simulate.stdout)
+        assert (
+            sent["accepted"] == sent["sent"] > 250
+        )  # the few devices down at the start send nothing
+        assert all(token not in simulate.stdout.decode() for token in keys.values())
+
+        # vendor-b may not write a vendor-a device: refused whole, nothing stored.
+        status = json.loads(
+            subprocess.run(
+                [*opsctl, "fleet", "status", "-i", str(inventory), "--json"],
+                capture_output=True,
+                timeout=60,
+            ).stdout  # fmt: skip
+        )
+        assert status["devices"] == sent["accepted"]
+        device = next(g for g in status["groups"] if g["vendor"] == "vendor-a")
+        with Store.open(store_url) as store, store._sessions() as session:
+            from opsctl.store.models import DeviceModel
+
+            victim = session.scalars(
+                select(DeviceModel.device_id).where(DeviceModel.vendor == "vendor-a").limit(1)
+            ).one()
+        answer = requests.post(
+            f"{server.base}/api/v1/dispensers/heartbeats",
+            json={
+                "vendor": "vendor-b",
+                "heartbeats": [
+                    {
+                        "device_id": victim,
+                        "timestamp": "2030-01-01T08:00:00+08:00",
+                        "status": "fault",
+                    }
+                ],
+            },
+            headers={"Authorization": f"Bearer {keys['vendor-b']}"},
+            timeout=10,
+        )
+        assert answer.status_code == 403
+        assert victim in answer.json()["detail"]
+        with Store.open(store_url) as store, store._sessions() as session:
+            from opsctl.store.models import DeviceModel
+
+            row = session.get(DeviceModel, victim)
+            assert row.vendor == "vendor-a"
+            assert row.last_reported.year < 2030
+        assert device["devices"] >= 1
+
+        check = subprocess.run(
+            [*opsctl, "check", "run", "-i", str(inventory), "--json"],
+            capture_output=True,
+            timeout=60,
+        )
+        (result,) = json.loads(check.stdout)["results"]
+        assert result["id"] == "zj/dispensers/dispenser"
+        assert result["summary"].startswith(f"{sent['accepted']} devices: ")
+    finally:
+        server.stop()
