@@ -378,3 +378,30 @@ def test_the_simulated_fleet_reaches_the_store_through_the_vendor_interface(
         assert result["summary"].startswith(f"{sent['accepted']} devices: ")
     finally:
         server.stop()
+
+
+def test_the_server_registers_the_fleets_device_lists_on_start(
+    store_url: str, tmp_path: Path
+) -> None:
+    registry = Path(__file__).parent / "fixtures" / "fleet" / "registry-utf8.csv"
+    inventory = tmp_path / "fleet.yaml"
+    inventory.write_text(
+        FLEET_INVENTORY.replace(
+            "vendors: [vendor-a, vendor-b, vendor-c]",
+            f"vendors: [vendor-a, vendor-b, vendor-c]\n        registry: [{registry}]",
+        ),
+        encoding="utf-8",
+    )
+    expected = {
+        line.split(",", 1)[0] for line in registry.read_text(encoding="utf-8").splitlines()[1:]
+    }
+    server = Server(store_url, inventory, free_port())
+    server.start()
+    server.stop()
+    from opsctl.store.models import DeviceModel
+
+    with Store.open(store_url) as store, store._sessions() as session:
+        registered = set(
+            session.scalars(select(DeviceModel.device_id).where(DeviceModel.registered)).all()
+        )
+    assert registered == expected

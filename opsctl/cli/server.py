@@ -6,7 +6,7 @@ import gc
 import logging
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -68,6 +68,8 @@ def server(
 
     loaded = load_inventory(inventory)
     store = open_store(ctx, loaded)
+    if openapi is None:
+        _load_registries(store, loaded)
     service = None
     if scheduler and openapi is None:
         from opsctl.cli.common import store_url
@@ -101,3 +103,33 @@ def server(
         raise fail(f"cannot serve on {listen}: {error}", EXIT_BAD_INPUT) from None
     finally:
         store.close()
+
+
+def _load_registries(store: Any, loaded: Any) -> None:
+    """Register the devices of every fleet's ``registry:`` CSV files (paths relative to the
+    inventory file) before serving; a missing or broken file stops the server with its name,
+    line and field."""
+    from opsctl.fleet import Rules
+    from opsctl.store.fleet import RegistryInvalid, load_registry
+
+    rules = Rules.from_inventory(loaded.inventory)
+    for site_index, site in enumerate(loaded.inventory.sites):
+        for fleet_index, fleet in enumerate(site.fleets):
+            for entry_index, entry in enumerate(fleet.registry):
+                where = f"sites[{site_index}].fleets[{fleet_index}].registry[{entry_index}]"
+                path = Path(entry).expanduser()
+                if not path.is_absolute():
+                    path = loaded.path.parent / path
+                if not path.is_file():
+                    store.close()
+                    raise fail(f"{loaded.path} {where}: no such file {path}")
+                try:
+                    count = load_registry(store, path, rules)
+                except RegistryInvalid as invalid:
+                    store.close()
+                    for error in invalid.errors:
+                        typer.echo(f"{path.parent}/{error}", err=True)
+                    raise fail(f"{loaded.path} {where}: {path} is not a valid registry") from None
+                logging.getLogger("opsctl.server").info(
+                    "%s: %d devices registered for fleet %s/%s", path, count, site.name, fleet.name
+                )
