@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from opsctl.store import Store
+
 POSTGRES_HOST, POSTGRES_PORT = "127.0.0.1", 5432
 
 
@@ -84,6 +86,17 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     finally:
         with psycopg.connect(conninfo, autocommit=True) as connection:
             connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    """The open store at ``store_url`` (SQLite and PostgreSQL), closed afterwards."""
+
+    opened = Store.open(store_url)
+    try:
+        yield opened
+    finally:
+        opened.close()
 
 
 # Real sshd servers, client keys and a password test user for tests/test_ssh.py.

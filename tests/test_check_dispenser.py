@@ -3,7 +3,6 @@ filled through ``ingest`` at travelled times."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,15 +36,6 @@ REGION_CODES = {"杭州市": "3301", "宁波市": "3302", "温州市": "3303", "
 RULES = Rules(
     {vendor: Rule.from_fleet(FLEET, "zj") for vendor in ("vendor-a", "vendor-b", "vendor-c")}
 )
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    opened = Store.open(store_url)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def beat(

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import time_machine
-from sqlalchemy import make_url
 from typer.testing import CliRunner
 
 from opsctl.cli import app
@@ -34,32 +31,6 @@ schedules:
   - {name: weekly, cron: "0 7 * * 1", job: report, site: london-office}
   - {name: tokyo, cron: "30 9 * * 1-5", job: export, timezone: Asia/Tokyo, catch_up: 1h}
 """
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A URL of an empty store: a SQLite file in tmp_path, or a fresh PostgreSQL schema
-    (selected through search_path) in the session's test database, dropped afterwards."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'opsctl.db'}"
-        return
-    import psycopg
-
-    database = make_url(request.getfixturevalue("postgres_url"))
-    schema = f"cli_sched_{uuid.uuid4().hex[:12]}"
-    conninfo = (
-        f"host={database.host} port={database.port} "
-        f"user={database.username} dbname={database.database}"
-    )
-    with psycopg.connect(conninfo, autocommit=True) as connection:
-        connection.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield database.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-            hide_password=False
-        )
-    finally:
-        with psycopg.connect(conninfo, autocommit=True) as connection:
-            connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 @pytest.fixture

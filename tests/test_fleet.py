@@ -9,7 +9,6 @@ import re
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -306,15 +305,6 @@ sites:
 
 
 # --------------------------------------------------------------------------- the store
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    opened = Store.open(store_url)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def heartbeat(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,41 +42,6 @@ ODD_MOUNT = 'D:\\数据 "备份"'
 def _admin(url: str) -> str:
     database = make_url(url)
     return f"host={database.host} port={database.port} user={database.username} dbname=postgres"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty store's URL: a SQLite file in tmp_path, or a fresh schema (through
-    search_path) in the session's PostgreSQL database, dropped afterwards."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'opsctl.db'}"
-        return
-    import psycopg
-
-    database = make_url(request.getfixturevalue("postgres_url"))
-    schema = f"metrics_{uuid.uuid4().hex[:12]}"
-    conninfo = (
-        f"host={database.host} port={database.port} "
-        f"user={database.username} dbname={database.database}"
-    )
-    with psycopg.connect(conninfo, autocommit=True) as connection:
-        connection.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield database.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-            hide_password=False
-        )
-    finally:
-        with psycopg.connect(conninfo, autocommit=True) as connection:
-            connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    opened = Store.open(store_url)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import os
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -48,41 +47,6 @@ T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
 
 # --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A URL of an empty store: a SQLite file in tmp_path, or a fresh PostgreSQL schema
-    (selected through search_path) in the session's test database, dropped afterwards."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'opsctl.db'}"
-        return
-    import psycopg
-
-    database = make_url(request.getfixturevalue("postgres_url"))
-    schema = f"sched_{uuid.uuid4().hex[:12]}"
-    conninfo = (
-        f"host={database.host} port={database.port} "
-        f"user={database.username} dbname={database.database}"
-    )
-    with psycopg.connect(conninfo, autocommit=True) as connection:
-        connection.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield database.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-            hide_password=False
-        )
-    finally:
-        with psycopg.connect(conninfo, autocommit=True) as connection:
-            connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    opened = Store.open(store_url)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 @pytest.fixture

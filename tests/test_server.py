@@ -43,15 +43,6 @@ sites:
 
 
 @pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    opened = Store.open(store_url)
-    try:
-        yield opened
-    finally:
-        opened.close()
-
-
-@pytest.fixture
 def loaded(tmp_path: Path) -> Any:
     path = tmp_path / "inventory.yaml"
     path.write_text(INVENTORY, encoding="utf-8")
