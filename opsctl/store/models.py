@@ -14,6 +14,9 @@ One schema for SQLite and PostgreSQL:
 - ``devices`` and ``device_flips``: the dispenser fleet, each device's current status and
   one row per change of it, from which availability over any period is exact.
 - ``scheduler_lease`` and ``job_runs``: which server runs the scheduler, and what it ran.
+- ``alerts`` and ``notifications``: problems raised from checks' hard states, and every
+  message sent (or not) about them.
+- ``incidents`` and ``incident_notes``: the incident log the SLA clocks are computed from.
 
 The schema itself is created by the migrations in ``migrations/versions``; these models
 describe it for queries, and a test keeps the two in step.
@@ -47,7 +50,7 @@ from opsctl.contract import State
 
 #: The head revision of ``migrations/versions``. Opening a store whose ``alembic_version``
 #: already says this skips alembic entirely (a test keeps the two equal).
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 
 # Named constraints, so that a later migration can drop or alter them by name on both engines
 # (SQLite batch migrations need the names; PostgreSQL would otherwise invent its own).
@@ -369,3 +372,101 @@ class JobRunModel(Base):
         Index(None, "schedule", "started"),
         Index(None, "started"),
     )
+
+
+class AlertModel(Base):
+    """A problem raised from a check's hard state: open until the check recovers."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(Identifier, primary_key=True, autoincrement=True)
+    check_id: Mapped[str]
+    site: Mapped[str]
+    target: Mapped[str]
+    kind: Mapped[str]
+    state: Mapped[State]
+    summary: Mapped[str] = mapped_column(Text)
+    opened: Mapped[datetime]
+    changed: Mapped[datetime]  # the last change of its state while open
+    cleared: Mapped[datetime | None]
+    acknowledged: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None]
+    last_notified: Mapped[datetime | None]
+    notifications: Mapped[int] = mapped_column(Integer)
+    escalation: Mapped[int] = mapped_column(SmallInteger)  # 0 duty A, 1 duty B, 2 the contact
+    flapping: Mapped[bool]
+    silenced: Mapped[str | None]  # the maintenance window it was raised in
+    incident_id: Mapped[int | None] = mapped_column(Identifier)
+
+    __table_args__ = (
+        CheckConstraint("state BETWEEN 0 AND 3", name="state"),
+        Index(None, "check_id", "cleared"),
+        Index(None, "opened"),
+    )
+
+
+class NotificationModel(Base):
+    """One message to one channel: sent, to be retried, failed, or refused by a broken channel."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(Identifier, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int | None] = mapped_column(Identifier)
+    channel: Mapped[str]
+    at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(8))
+    attempts: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(Text)
+    detail: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (
+        CheckConstraint("status IN ('sent', 'retry', 'broken', 'failed')", name="status"),
+        Index(None, "at"),
+        Index(None, "alert_id"),
+    )
+
+
+class IncidentModel(Base):
+    """One incident: what happened, to which system, and when it was answered and solved."""
+
+    __tablename__ = "incidents"
+
+    id: Mapped[int] = mapped_column(Identifier, primary_key=True, autoincrement=True)
+    site: Mapped[str]
+    system: Mapped[str]
+    severity: Mapped[str]
+    category: Mapped[str]
+    title: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text)
+    reporter: Mapped[str]
+    source: Mapped[str] = mapped_column(String(8))  # manual | alert
+    opened: Mapped[datetime]
+    acknowledged: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None]
+    resolved: Mapped[datetime | None]
+    root_cause: Mapped[str] = mapped_column(Text)
+    actions: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (
+        CheckConstraint("source IN ('manual', 'alert')", name="source"),
+        CheckConstraint("acknowledged IS NULL OR acknowledged >= opened", name="acknowledged"),
+        CheckConstraint("resolved IS NULL OR resolved >= opened", name="resolved"),
+        Index(None, "site", "opened"),
+        Index(None, "resolved"),
+    )
+
+
+class IncidentNoteModel(Base):
+    """A note on an incident: who wrote what, when."""
+
+    __tablename__ = "incident_notes"
+
+    id: Mapped[int] = mapped_column(Identifier, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(
+        Identifier, ForeignKey("incidents.id", ondelete="CASCADE")
+    )
+    at: Mapped[datetime]
+    author: Mapped[str]
+    text: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (Index(None, "incident_id"),)
