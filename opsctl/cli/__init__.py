@@ -11,7 +11,19 @@ from typing import Annotated
 import typer
 
 from opsctl import __version__
-from opsctl.cli import backup, check, db, fleet, inventory, schedule, server, ssh, status, token
+from opsctl.cli import (
+    alert,
+    backup,
+    check,
+    db,
+    fleet,
+    inventory,
+    schedule,
+    server,
+    ssh,
+    status,
+    token,
+)
 from opsctl.cli.common import Options
 
 app = typer.Typer(
@@ -21,6 +33,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+app.add_typer(alert.app, name="alert")
 app.add_typer(backup.app, name="backup")
 app.add_typer(check.app, name="check")
 app.add_typer(db.app, name="db")
