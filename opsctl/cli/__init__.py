@@ -17,6 +17,7 @@ from opsctl.cli import (
     check,
     db,
     fleet,
+    incident,
     inventory,
     schedule,
     server,
@@ -38,6 +39,7 @@ app.add_typer(backup.app, name="backup")
 app.add_typer(check.app, name="check")
 app.add_typer(db.app, name="db")
 app.add_typer(fleet.app, name="fleet")
+app.add_typer(incident.app, name="incident")
 app.add_typer(inventory.app, name="inventory")
 app.add_typer(schedule.app, name="schedule")
 app.add_typer(ssh.app, name="ssh")
