@@ -20,10 +20,9 @@ from sqlalchemy import select
 
 from opsctl.contract import utc_now
 from opsctl.masking import mask
+from opsctl.sla import SEVERITIES
 from opsctl.store import Store
 from opsctl.store.models import IncidentModel, IncidentNoteModel
-
-SEVERITIES = ("critical", "major", "minor", "complaint")
 
 
 class IncidentError(ValueError):
