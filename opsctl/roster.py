@@ -49,7 +49,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -168,41 +168,13 @@ class Roster:
         people = _read_people(data.get("people"), source, bad_phones, problems)
         entries: list[tuple[str, Pair]] = []
 
-        weekly: dict[int, Pair] = {}
-        raw_weekly = data.get("weekly")
-        if raw_weekly is not None:
-            if not isinstance(raw_weekly, Mapping):
-                problems.append(f"{source} weekly: expected a mapping of weekday to {{A:, B:}}")
-            else:
-                for name, value in raw_weekly.items():
-                    where = f"{source} weekly.{name}"
-                    number = _weekday(name, where, problems)
-                    pair = _read_pair(value, where, problems)
-                    if number is None or pair is None:
-                        continue
-                    if number in weekly:
-                        problems.append(f"{where}: {WEEKDAYS[number]} is given twice")
-                        continue
-                    weekly[number] = pair
-                    entries.append((where, pair))
-
-        dates: dict[date, Pair] = {}
-        raw_dates = data.get("dates")
-        if raw_dates is not None:
-            if not isinstance(raw_dates, Mapping):
-                problems.append(f"{source} dates: expected a mapping of date to {{A:, B:}}")
-            else:
-                for key, value in raw_dates.items():
-                    where = f"{source} dates.{key}"
-                    day = _date(key, where, problems)
-                    pair = _read_pair(value, where, problems)
-                    if day is None or pair is None:
-                        continue
-                    if day in dates:
-                        problems.append(f"{where}: {day} is given twice")
-                        continue
-                    dates[day] = pair
-                    entries.append((where, pair))
+        weekly: dict[int, Pair] = _read_keyed(
+            data.get("weekly"), f"{source} weekly", "weekday", _weekday,
+            lambda number: WEEKDAYS[number], problems, entries,
+        )  # fmt: skip
+        dates: dict[date, Pair] = _read_keyed(
+            data.get("dates"), f"{source} dates", "date", _date, str, problems, entries
+        )
 
         found = _read_pairs(data.get("holidays"), f"{source} holidays", problems)
         holidays = tuple(pair for _, pair in found)
@@ -258,7 +230,7 @@ class Roster:
             shift_start=shift_start,
             timezone=timezone,
             entries=entries,
-            weekly_where=f"{source} weekly" if raw_weekly is not None else None,
+            weekly_where=f"{source} weekly" if data.get("weekly") is not None else None,
             phone_hint="add them to people",
             bad_phones=bad_phones,
             problems=problems,
@@ -540,6 +512,37 @@ def _read_people(
         else:
             people[name] = Person(name, text)
     return people
+
+
+def _read_keyed(
+    raw: Any,
+    where: str,
+    key_name: str,
+    parse_key: Callable[[Any, str, list[str]], Any],
+    show: Callable[[Any], str],
+    problems: list[str],
+    entries: list[tuple[str, Pair]],
+) -> dict[Any, Pair]:
+    """Read a mapping of keys (weekdays, dates) to ``{A:, B:}`` pairs, reporting a wrong
+    shape, a bad key or pair, and a key given twice; record each pair in ``entries``."""
+    found: dict[Any, Pair] = {}
+    if raw is None:
+        return found
+    if not isinstance(raw, Mapping):
+        problems.append(f"{where}: expected a mapping of {key_name} to {{A:, B:}}")
+        return found
+    for name, value in raw.items():
+        here = f"{where}.{name}"
+        key = parse_key(name, here, problems)
+        pair = _read_pair(value, here, problems)
+        if key is None or pair is None:
+            continue
+        if key in found:
+            problems.append(f"{here}: {show(key)} is given twice")
+            continue
+        found[key] = pair
+        entries.append((here, pair))
+    return found
 
 
 def _read_pair(value: Any, where: str, problems: list[str]) -> Pair | None:
