@@ -14,59 +14,21 @@ within ``flap_window`` is flapping; its alert says so once and stays quiet until
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
 from opsctl.contract import State
-from opsctl.duration import Duration
+from opsctl.maintenance import Window
+from opsctl.policy import AlertPolicy
 from opsctl.store import Store
 from opsctl.store.models import AlertModel, ChangeModel, StatusModel
 
 #: What a notice is about.
 Reason = Literal["problem", "recovery", "renotify", "escalation", "flapping", "acknowledged"]
-
-
-class AlertPolicy(BaseModel):
-    """How a site's alerts behave (the site's ``alerts:`` in the inventory)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    min_state: Literal["WARNING", "CRITICAL"] = Field(
-        "WARNING", description="the least severe hard state that raises an alert"
-    )
-    renotify: Duration | None = Field(
-        timedelta(hours=2), description="send an unacknowledged problem again this often"
-    )
-    escalate_after: Duration | None = Field(
-        timedelta(minutes=10),
-        description="unacknowledged this long: notify duty B, then as long "
-        "again: the escalation contact",
-    )
-    flap_window: Duration = timedelta(hours=1)
-    flap_changes: int = Field(6, ge=3, description="state changes within the window = flapping")
-    unknown_alerts: bool = Field(True, description="UNKNOWN (cannot observe) raises alerts too")
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    """A maintenance window: checks matching ``checks`` (globs of check ids) are silenced
-    between ``start`` and ``end``."""
-
-    name: str
-    start: datetime
-    end: datetime
-    checks: tuple[str, ...] = ("*",)
-
-    def covers(self, check_id: str, at: datetime) -> bool:
-        return self.start <= at < self.end and any(
-            fnmatch.fnmatchcase(check_id, pattern) for pattern in self.checks
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +48,8 @@ class AlertRow:
     flapping: bool
     silenced: str | None
     notifications: int
+    announced: datetime | None = None
+    incident_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +88,7 @@ def evaluate(
             alert = open_alerts.get(check_id)
             raising = _raises(status, policy)
             if alert is None and raising:
-                silenced = next((w.name for w in windows if w.covers(check_id, now)), None)
+                silenced = _window(windows, check_id, now)
                 alert = AlertModel(
                     check_id=check_id,
                     site=status.site,
@@ -138,6 +102,7 @@ def evaluate(
                     acknowledged=None,
                     acknowledged_by=None,
                     last_notified=None,
+                    announced=None,
                     notifications=0,
                     escalation=0,
                     flapping=False,
@@ -147,7 +112,7 @@ def evaluate(
                 session.add(alert)
                 session.flush()
                 if silenced is None:
-                    notices.append(_notify(alert, "problem", 0, now))
+                    notices.append(_announce(alert, now))
                 continue
             if alert is None:
                 continue
@@ -160,7 +125,18 @@ def evaluate(
                 alert.state = status.state
                 alert.changed = status.last_hard_change
             alert.summary = status.summary
-            if alert.silenced is not None or alert.acknowledged is not None:
+            # A maintenance window that opens over a problem silences it too; when the last
+            # window over it closes with the problem still there, people are told.
+            window = _window(windows, check_id, now)
+            if window is not None:
+                alert.silenced = window
+                continue
+            if alert.silenced is not None:
+                alert.silenced = None
+                if alert.announced is None and alert.acknowledged is None:
+                    notices.append(_announce(alert, now))
+                    continue
+            if alert.acknowledged is not None:
                 continue
             changes = session.scalar(
                 select(func.count())
@@ -174,7 +150,8 @@ def evaluate(
                 continue
             alert.flapping = False
             if policy.escalate_after is not None and alert.escalation < 2:
-                due = alert.opened + policy.escalate_after * (alert.escalation + 1)
+                base = alert.announced or alert.opened
+                due = base + policy.escalate_after * (alert.escalation + 1)
                 if now >= due:
                     alert.escalation += 1
                     notices.append(_notify(alert, "escalation", alert.escalation, now))
@@ -227,6 +204,17 @@ def _raises(status: StatusModel, policy: AlertPolicy) -> bool:
     return status.state >= State[policy.min_state]
 
 
+def _window(windows: list[Window], check_id: str, now: datetime) -> str | None:
+    """The name of the first window covering the check now, or None."""
+    return next((w.name for w in windows if w.covers(check_id, now)), None)
+
+
+def _announce(alert: AlertModel, now: datetime) -> Notice:
+    """The first problem notice: escalation is timed from it."""
+    alert.announced = now
+    return _notify(alert, "problem", 0, now)
+
+
 def _notify(alert: AlertModel, reason: Reason, level: int, now: datetime) -> Notice:
     alert.last_notified = now
     alert.notifications += 1
@@ -250,4 +238,6 @@ def _row(alert: AlertModel) -> AlertRow:
         flapping=alert.flapping,
         silenced=alert.silenced,
         notifications=alert.notifications,
+        announced=alert.announced,
+        incident_id=alert.incident_id,
     )

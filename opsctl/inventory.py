@@ -13,6 +13,7 @@ import fnmatch
 import glob
 import os
 import re
+import types
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -35,92 +36,15 @@ from pydantic_core import PydanticCustomError
 
 from opsctl.contract import Check, CheckConfig, CheckResult
 from opsctl.duration import Duration
-
-# --------------------------------------------------------------------------- secrets
-
-_SECRET = re.compile(r"^(env|file):(.+)$")
-
-
-class SecretError(Exception):
-    """Raised when a secret reference cannot be resolved."""
-
-
-@dataclass(frozen=True, slots=True)
-class Secret:
-    """A reference to a secret (``env:NAME`` or ``file:/path``); the value is read only by
-    ``reveal()`` and never appears in ``str``/``repr``/JSON.
-    """
-
-    reference: str
-
-    @property
-    def scheme(self) -> str:
-        return self.reference.split(":", 1)[0]
-
-    @property
-    def target(self) -> str:
-        return self.reference.split(":", 1)[1]
-
-    def problem(self) -> str | None:
-        """Return why this secret cannot be resolved now, or None if it can (value unread)."""
-        if self.scheme == "env":
-            return (
-                None
-                if self.target in os.environ
-                else f"environment variable {self.target} is not set"
-            )
-        path = Path(self.target).expanduser()
-        if not path.is_file():
-            return f"secret file {path} does not exist"
-        if not os.access(path, os.R_OK):
-            return f"secret file {path} is not readable"
-        return None
-
-    def reveal(self) -> str:
-        """Return the secret's value. Raise SecretError naming the reference if unavailable."""
-        problem = self.problem()
-        if problem:
-            raise SecretError(f"secret {self.reference}: {problem}")
-        if self.scheme == "env":
-            return os.environ[self.target]
-        return Path(self.target).expanduser().read_text(encoding="utf-8").rstrip("\r\n")
-
-    def __str__(self) -> str:
-        return self.reference
-
-    def __repr__(self) -> str:
-        return f"Secret({self.reference!r})"
-
-
-def _secret(value: Any) -> Secret:
-    if isinstance(value, Secret):
-        return value
-    if isinstance(value, str) and _SECRET.match(value.strip()):
-        return Secret(value.strip())
-    # Never echo the value: it may be a password typed in by mistake.
-    raise PydanticCustomError(
-        "secret",
-        'expected a secret reference like "env:NAME" or "file:/path" (plain values are not allowed)',
-    )
-
-
-SecretRef = Annotated[Any, AfterValidator(_secret)]
-
-# --------------------------------------------------------------------------- models
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-
-
-def _check_name(value: str) -> str:
-    if not _NAME.match(value):
-        raise PydanticCustomError(
-            "name",
-            "expected a name of letters, digits, '.', '_' and '-', starting with a letter or digit",
-        )
-    return value
-
-
-Name = Annotated[str, AfterValidator(_check_name)]
+from opsctl.fields import (  # re-exported
+    Name,
+    Secret as Secret,
+    SecretError as SecretError,
+    SecretRef,
+)
+from opsctl.maintenance import Maintenance
+from opsctl.policy import AlertPolicy
+from opsctl.sla import SlaPolicy
 
 
 class Model(BaseModel):
@@ -133,15 +57,6 @@ class Contact(Model):
     phone: str = ""
     email: str = ""
     wecom: str = ""
-
-
-class SlaPolicy(Model):
-    """Service-level targets of a site's contract (used by incidents and reports)."""
-
-    respond_within: Duration | None = None
-    resolve_within: Duration | None = None
-    onsite_within: Duration | None = None
-    emergency_plan_after: Duration | None = None
 
 
 class CheckSpec(BaseModel):
@@ -401,12 +316,31 @@ class Site(Model):
     timezone: Annotated[str, AfterValidator(_check_timezone)] = "Asia/Shanghai"
     enabled: bool = True
     contacts: list[Contact] = []
-    sla: SlaPolicy = SlaPolicy()
+    sla: SlaPolicy | None = Field(
+        None, description="the contract's response and resolution targets per severity"
+    )
+    alerts: AlertPolicy = AlertPolicy()
+    duty: Any = Field(
+        None,
+        description="the duty roster: a mapping (people, weekly, dates, holidays, ...) or "
+        "{file: roster.csv, people: {name: phone}}",
+    )
+    maintenance: list[Maintenance] = []
     hosts: list[Host] = []
     databases: list[Database] = []
     logs: list[LogSource] = []
     endpoints: list[Endpoint] = []
     fleets: list[Fleet] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sla_zone(cls, data: Any) -> Any:
+        # The SLA is counted in the site's time zone unless it names its own.
+        if isinstance(data, dict) and isinstance(data.get("sla"), dict):
+            sla = data["sla"]
+            if "timezone" not in sla and isinstance(data.get("timezone"), str):
+                data = {**data, "sla": {**sla, "timezone": data["timezone"]}}
+        return data
 
     def targets(self) -> Iterator[Target]:
         """Yield every target of the site, hosts first."""
@@ -455,6 +389,9 @@ class StoreSettings(Model):
 class Inventory(Model):
     include: list[str] = []
     store: StoreSettings = StoreSettings()
+    channels: list[dict[str, Any]] = Field(
+        [], description="notification channels (type: wecom, dingtalk, feishu, email, webhook)"
+    )
     sites: list[Site] = []
     schedules: list[Schedule] = []
 
@@ -611,6 +548,15 @@ class LoadedInventory:
     inventory: Inventory
     checks: list[CheckInstance]
     files: list[str]
+    #: The notification channels, by name (``opsctl.notify`` models).
+    channels: dict[str, Any] = field(default_factory=dict)
+    #: Each site's duty roster (``opsctl.roster.Roster``), by site name; sites without one
+    #: are absent.
+    rosters: dict[str, Any] = field(default_factory=dict)
+
+    def site(self, name: str) -> Site | None:
+        """Return the site of that name, or None."""
+        return next((site for site in self.inventory.sites if site.name == name), None)
 
     def select(
         self,
@@ -803,9 +749,163 @@ def load(path: str | os.PathLike[str], *, check_secrets: bool = True) -> LoadedI
     if inventory is None:
         raise InventoryInvalid(_sorted(errors))
     checks = _resolve(inventory, rule_error_at, check_secrets=check_secrets)
+    channels = _channels(inventory, error_at, check_secrets=check_secrets)
+    site_files = [
+        Path(origins["sites"][position].document.file) if position < len(origins["sites"]) else root
+        for position in site_positions
+    ]
+    rosters = _alerting(inventory, channels, site_files, rule_error_at)
     if errors:
         raise InventoryInvalid(_sorted(errors))
-    return LoadedInventory(root, inventory, checks, [d.file for d in documents])
+    return LoadedInventory(
+        root, inventory, checks, [d.file for d in documents], channels=channels, rosters=rosters
+    )
+
+
+def _channels(inventory: Inventory, error_at: Any, *, check_secrets: bool) -> dict[str, Any]:
+    """Validate the notification channels; return them by name."""
+    if not inventory.channels:
+        return {}
+    from opsctl.notify.channels import parse_channel
+
+    found: dict[str, Any] = {}
+    positions: dict[str, int] = {}
+    for index, raw in enumerate(inventory.channels):
+        loc = ("channels", index)
+        try:
+            channel = parse_channel(raw)
+        except ValidationError as validation:
+            for problem in validation.errors(include_url=False):
+                # The first part of a union's location is the tag (wecom, email, ...).
+                inner = tuple(problem["loc"])
+                if inner and isinstance(raw, dict) and inner[0] == raw.get("type"):
+                    inner = inner[1:]
+                where = (*loc, *inner)
+                message = _describe(problem, where)
+                if problem["type"] == "extra_forbidden":
+                    message = f"unknown key {inner[-1]!r}; expected one of: " + ", ".join(
+                        _channel_fields(raw)
+                    )
+                elif problem["type"] == "union_tag_invalid":
+                    message = "unknown type; expected wecom, dingtalk, feishu, email or webhook"
+                elif problem["type"] == "union_tag_not_found":
+                    message = "required: type (wecom, dingtalk, feishu, email or webhook)"
+                error_at(where, message)
+            continue
+        if channel.name in positions:
+            error_at(
+                (*loc, "name"),
+                f"duplicate channel name {channel.name!r} (also channels[{positions[channel.name]}])",
+            )
+            continue
+        positions[channel.name] = index
+        found[channel.name] = channel
+        if check_secrets:
+            for name, secret in channel.secrets().items():
+                problem_text = secret.problem()
+                if problem_text:
+                    error_at((*loc, name), f"secret {secret.reference}: {problem_text}")
+    return found
+
+
+def _channel_fields(raw: Any) -> list[str]:
+    from opsctl.notify.channels import (
+        DingTalkRobot,
+        EmailChannel,
+        FeishuBot,
+        WebhookChannel,
+        WeComRobot,
+    )
+
+    kinds = {
+        "wecom": WeComRobot,
+        "dingtalk": DingTalkRobot,
+        "feishu": FeishuBot,
+        "email": EmailChannel,
+        "webhook": WebhookChannel,
+    }
+    model = kinds.get(raw.get("type") if isinstance(raw, dict) else None)
+    if model is None:
+        return []
+    return [info.alias or name for name, info in model.model_fields.items()]
+
+
+def _alerting(
+    inventory: Inventory, channels: dict[str, Any], site_files: list[Path], error_at: Any
+) -> dict[str, Any]:
+    """Check each site's alert policy against the channels and contacts, and read its duty
+    roster (a CSV path is relative to the file the site is in). Return the rosters by site."""
+    rosters: dict[str, Any] = {}
+    for index, site in enumerate(inventory.sites):
+        loc = ("sites", index)
+        for position, name in enumerate(site.alerts.channels):
+            if name not in channels:
+                known = ", ".join(sorted(channels)) or "none; add them under channels:"
+                error_at(
+                    (*loc, "alerts", "channels", position),
+                    f"no channel named {name!r} (channels: {known})",
+                )
+        contacts = {contact.name for contact in site.contacts}
+        for position, name in enumerate(site.alerts.escalate_to):
+            if name not in contacts:
+                known = ", ".join(sorted(contacts)) or "none"
+                error_at(
+                    (*loc, "alerts", "escalate_to", position),
+                    f"no contact named {name!r} in site {site.name!r} (contacts: {known})",
+                )
+        if site.duty is None:
+            continue
+        roster = _roster(site, site_files[index], (*loc, "duty"), error_at)
+        if roster is not None:
+            rosters[site.name] = roster
+    return rosters
+
+
+def _roster(site: Site, site_file: Path, loc: tuple, error_at: Any) -> Any:
+    from opsctl.calendar import parse_time_of_day
+    from opsctl.roster import Roster, RosterError
+
+    duty = site.duty
+    if isinstance(duty, str):
+        duty = {"file": duty}
+    if not isinstance(duty, dict):
+        error_at(loc, "expected a roster (people:, weekly:, ...) or {file: roster.csv}")
+        return None
+    try:
+        if "file" not in duty:
+            data = dict(duty)
+            data.setdefault("timezone", site.timezone)
+            return Roster.from_mapping(data, "duty")
+        extra = sorted(set(duty) - {"file", "people", "shift_start", "timezone"})
+        if extra:
+            error_at(
+                (*loc, extra[0]),
+                f"unknown key {extra[0]!r}; a roster file takes file, people, shift_start, "
+                "timezone",
+            )
+            return None
+        path = Path(os.path.expanduser(str(duty["file"])))
+        if not path.is_absolute():
+            path = site_file.parent / path
+        people = duty.get("people") or {}
+        if not isinstance(people, dict):
+            error_at((*loc, "people"), "expected a mapping of name to phone")
+            return None
+        try:
+            shift_start = parse_time_of_day(duty.get("shift_start", "08:30"))
+        except ValueError as error:
+            error_at((*loc, "shift_start"), str(error))
+            return None
+        return Roster.from_csv(
+            path,
+            people={str(k): str(v) for k, v in people.items()},
+            shift_start=shift_start,
+            timezone=str(duty.get("timezone") or site.timezone),
+        )
+    except RosterError as error:
+        for problem in error.problems:
+            error_at(loc, problem.removeprefix("duty: ").removeprefix("duty "))
+        return None
 
 
 def _sorted(errors: list[InventoryError]) -> list[InventoryError]:
@@ -904,7 +1004,7 @@ def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
 
 def _inner_model(annotation: Any) -> Any:
     origin = get_origin(annotation)
-    if origin in (list, tuple, set, frozenset, Union) or str(origin) == "types.UnionType":
+    if origin in (list, tuple, set, frozenset, Union, types.UnionType):
         for argument in get_args(annotation):
             inner = _inner_model(argument)
             if isinstance(inner, type) and issubclass(inner, BaseModel):

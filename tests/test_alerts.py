@@ -86,8 +86,34 @@ def test_maintenance_silences_what_it_covers_and_nothing_else(store: Store) -> N
     record(store, "zj/web/http", State.CRITICAL, T0)
     assert run(store, T0, (window,)) == [("zj/web/http", "problem", 0)]
     silenced = next(a for a in alerts(store) if a.check_id == "zj/db1/db.availability")
-    assert silenced.silenced == "升级"
-    assert run(store, T0 + timedelta(hours=2), (window,)) == [("zj/web/http", "escalation", 1)]
-    record(store, "zj/db1/db.availability", State.OK, T0 + timedelta(hours=2))
+    assert silenced.silenced == "升级" and silenced.announced is None
+    assert run(store, T0 + timedelta(minutes=10), (window,)) == [("zj/web/http", "escalation", 1)]
+    record(store, "zj/db1/db.availability", State.OK, T0 + timedelta(minutes=15))
     # A problem nobody was told of recovers silently.
-    assert ("zj/db1/db.availability", "recovery", 0) not in run(store, T0 + timedelta(hours=2))
+    assert run(store, T0 + timedelta(minutes=15), (window,)) == []
+    assert [a.check_id for a in alerts(store)] == ["zj/web/http"]
+
+
+def test_a_problem_outlasting_its_window_is_told_when_the_window_closes(store: Store) -> None:
+    window = Window("升级", T0 - timedelta(hours=1), T0 + timedelta(hours=1), ("db1/*",))
+    record(store, "zj/db1/db.availability", State.CRITICAL, T0)
+    assert run(store, T0, (window,)) == []
+    assert run(store, T0 + timedelta(hours=1), (window,)) == [
+        ("zj/db1/db.availability", "problem", 0)
+    ]
+    # Escalation is timed from that first notice, not from when the problem began.
+    assert run(store, T0 + timedelta(hours=1, minutes=9), (window,)) == []
+    assert run(store, T0 + timedelta(hours=1, minutes=10), (window,)) == [
+        ("zj/db1/db.availability", "escalation", 1)
+    ]
+
+
+def test_a_window_opening_over_a_told_problem_quietens_it(store: Store) -> None:
+    window = Window("割接", T0 + timedelta(minutes=5), T0 + timedelta(hours=3))
+    record(store, "zj/web/http", State.CRITICAL, T0)
+    assert run(store, T0, (window,)) == [("zj/web/http", "problem", 0)]
+    # No escalation or re-notice inside the window...
+    assert run(store, T0 + timedelta(hours=2, minutes=30), (window,)) == []
+    assert alerts(store)[0].silenced == "割接"
+    # ...and after it, the problem already told goes on as before: escalation is due.
+    assert run(store, T0 + timedelta(hours=3), (window,)) == [("zj/web/http", "escalation", 1)]

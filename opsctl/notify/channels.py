@@ -50,7 +50,7 @@ from urllib.parse import quote, quote_plus, urlsplit
 import requests
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
-from opsctl.inventory import Name, Secret, SecretError, SecretRef
+from opsctl.fields import Name, Secret, SecretError, SecretRef
 from opsctl.notify.message import (
     Lang,
     Message,

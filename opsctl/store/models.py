@@ -50,7 +50,7 @@ from opsctl.contract import State
 
 #: The head revision of ``migrations/versions``. Opening a store whose ``alembic_version``
 #: already says this skips alembic entirely (a test keeps the two equal).
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 
 # Named constraints, so that a later migration can drop or alter them by name on both engines
 # (SQLite batch migrations need the names; PostgreSQL would otherwise invent its own).
@@ -392,6 +392,7 @@ class AlertModel(Base):
     acknowledged: Mapped[datetime | None]
     acknowledged_by: Mapped[str | None]
     last_notified: Mapped[datetime | None]
+    announced: Mapped[datetime | None]  # the first problem notice; escalation is timed from it
     notifications: Mapped[int] = mapped_column(Integer)
     escalation: Mapped[int] = mapped_column(SmallInteger)  # 0 duty A, 1 duty B, 2 the contact
     flapping: Mapped[bool]
@@ -418,11 +419,17 @@ class NotificationModel(Base):
     attempts: Mapped[int] = mapped_column(Integer)
     title: Mapped[str] = mapped_column(Text)
     detail: Mapped[str] = mapped_column(Text)
+    incident_id: Mapped[int | None] = mapped_column(Identifier)
+    site: Mapped[str | None]
+    # problem, recovery, renotify, escalation, flapping, acknowledged, sla-respond, sla-resolve,
+    # sla-onsite, test
+    reason: Mapped[str | None]
 
     __table_args__ = (
         CheckConstraint("status IN ('sent', 'retry', 'broken', 'failed')", name="status"),
         Index(None, "at"),
         Index(None, "alert_id"),
+        Index(None, "incident_id"),
     )
 
 
@@ -446,6 +453,8 @@ class IncidentModel(Base):
     resolved: Mapped[datetime | None]
     root_cause: Mapped[str] = mapped_column(Text)
     actions: Mapped[str] = mapped_column(Text)
+    # The SLA clocks whose coming breach was already told (space-separated: respond resolve).
+    sla_warned: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     __table_args__ = (
         CheckConstraint("source IN ('manual', 'alert')", name="source"),
