@@ -25,7 +25,7 @@ from opsctl.contract import State
 from opsctl.maintenance import Window
 from opsctl.policy import AlertPolicy
 from opsctl.store import Store
-from opsctl.store.models import AlertModel, ChangeModel, StatusModel
+from opsctl.store.models import AlertModel, ChangeModel, IncidentModel, StatusModel
 
 #: What a notice is about.
 Reason = Literal["problem", "recovery", "renotify", "escalation", "flapping", "acknowledged"]
@@ -182,7 +182,22 @@ def acknowledge(store: Store, alert_id: int, by: str, at: datetime) -> AlertRow:
         if alert.acknowledged is None:
             alert.acknowledged = at
             alert.acknowledged_by = by
+        # Acknowledging is the first reply: it answers the incident opened from the alert.
+        if alert.incident_id is not None:
+            incident = session.get(IncidentModel, alert.incident_id)
+            if incident is not None and incident.acknowledged is None and at >= incident.opened:
+                incident.acknowledged = at
+                incident.acknowledged_by = by
         return _row(alert)
+
+
+def link_incident(store: Store, alert_id: int, incident_id: int) -> None:
+    """Record that an incident was opened for an alert. Raise AlertError if it is unknown."""
+    with store._guard("link an alert in"), store._sessions.begin() as session:
+        alert = session.get(AlertModel, alert_id)
+        if alert is None:
+            raise AlertError(f"no alert {alert_id}")
+        alert.incident_id = incident_id
 
 
 def alerts(store: Store, *, open_only: bool = True, site: str | None = None) -> list[AlertRow]:

@@ -22,7 +22,7 @@ from opsctl.contract import utc_now
 from opsctl.masking import mask
 from opsctl.sla import SEVERITIES
 from opsctl.store import Store
-from opsctl.store.models import IncidentModel, IncidentNoteModel
+from opsctl.store.models import AlertModel, IncidentModel, IncidentNoteModel
 
 
 class IncidentError(ValueError):
@@ -56,6 +56,10 @@ class Incident:
     root_cause: str
     actions: str
     notes: tuple[Note, ...] = field(default=())
+    #: The SLA clocks whose coming breach the people on duty were already told of.
+    sla_warned: tuple[str, ...] = ()
+    #: The alerts linked to it (ids), when read with ``get``.
+    alerts: tuple[int, ...] = ()
 
     @property
     def is_open(self) -> bool:
@@ -173,7 +177,25 @@ def resolve(
 def get(store: Store, incident_id: int) -> Incident:
     """Return one incident with its notes. Raise IncidentError if it is unknown."""
     with store._guard("read an incident from"), store._sessions() as session:
-        return _incident(_find(session, incident_id), _notes(session, incident_id))
+        linked = session.scalars(
+            select(AlertModel.id)
+            .where(AlertModel.incident_id == incident_id)
+            .order_by(AlertModel.id)
+        )
+        return _incident(_find(session, incident_id), _notes(session, incident_id), tuple(linked))
+
+
+def mark_sla_warned(store: Store, incident_id: int, kind: str) -> bool:
+    """Record that the people on duty were told that the incident's ``kind`` clock (respond,
+    resolve) is about to run out. Return True if it was not recorded before (so the warning
+    is to be sent), False if it was. Raise IncidentError if the incident is unknown."""
+    with store._guard("mark an SLA warning in"), store._sessions.begin() as session:
+        model = _find(session, incident_id)
+        warned = (model.sla_warned or "").split()
+        if kind in warned:
+            return False
+        model.sla_warned = " ".join([*warned, kind])
+        return True
 
 
 def incidents(
@@ -221,7 +243,9 @@ def _aware(value: datetime, name: str) -> datetime:
     return value
 
 
-def _incident(model: IncidentModel, notes: tuple[Note, ...]) -> Incident:
+def _incident(
+    model: IncidentModel, notes: tuple[Note, ...], alerts: tuple[int, ...] = ()
+) -> Incident:
     return Incident(
         id=model.id,
         site=model.site,
@@ -239,4 +263,6 @@ def _incident(model: IncidentModel, notes: tuple[Note, ...]) -> Incident:
         root_cause=model.root_cause,
         actions=model.actions,
         notes=notes,
+        sla_warned=tuple((model.sla_warned or "").split()),
+        alerts=alerts,
     )

@@ -42,21 +42,25 @@ MAX_RECURRING = timedelta(days=7)
 @dataclass(frozen=True, slots=True)
 class Window:
     """One concrete maintenance span: the checks matching ``checks`` (globs of check ids)
-    are in maintenance from ``start`` (included) to ``end`` (excluded), both in UTC."""
+    are in maintenance from ``start`` (included) to ``end`` (excluded), both in UTC. With a
+    ``site``, only that site's checks are matched, by their id within the site
+    (``target/check``) or whole."""
 
     name: str
     start: datetime
     end: datetime
     checks: tuple[str, ...] = ("*",)
+    site: str | None = None
 
     def covers(self, check_id: str, at: datetime) -> bool:
         """True if the check is in this window at that moment."""
         return self.start <= at < self.end and self.matches(check_id)
 
     def matches(self, check_id: str) -> bool:
-        """True if the window's patterns take in the check (its whole id, or the id without
-        the site)."""
-        local = check_id.partition("/")[2]
+        """True if the window's patterns take in the check."""
+        site, _, local = check_id.partition("/")
+        if self.site is not None and site != self.site:
+            return False
         return any(
             fnmatch.fnmatchcase(check_id, pattern) or fnmatch.fnmatchcase(local, pattern)
             for pattern in self.checks

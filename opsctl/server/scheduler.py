@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from apscheduler.schedulers.background import BackgroundScheduler
 
     from opsctl.inventory import CheckInstance, LoadedInventory, Schedule
+    from opsctl.oncall import OnCall, PassResult
     from opsctl.store import StatusRow, Store
 
 log = logging.getLogger(__name__)
@@ -269,14 +270,16 @@ class SchedulerService:
         clock: Clock = utc_now,
         watch_every: timedelta | None = timedelta(seconds=15),
         sweep_every: timedelta | None = timedelta(seconds=30),
+        alert_every: timedelta | None = timedelta(minutes=1),
         ttl: timedelta = DEFAULT_TTL,
         workers: int = 4,
         watch_concurrency: int = 8,
     ) -> None:
         """Given the store's URL, the loaded inventory, this process's holder name (unique
         among the servers sharing the store, e.g. ``default_holder()``) and a clock.
-        ``watch_every`` and ``sweep_every`` are the intervals of the watch and of the fleet
-        sweep (None: not run by this server); ``ttl`` the lease's; ``workers`` the threads
+        ``watch_every``, ``sweep_every`` and ``alert_every`` are the intervals of the watch,
+        of the fleet sweep and of the on-call pass (alerts, notifications, SLA warnings;
+        ``opsctl.oncall``) (None: not run by this server); ``ttl`` the lease's; ``workers`` the threads
         running schedules; ``watch_concurrency`` the checks the watch runs at once.
         """
         self.store_url = store_url
@@ -285,6 +288,7 @@ class SchedulerService:
         self.clock = clock
         self.watch_every = watch_every
         self.sweep_every = sweep_every
+        self.alert_every = alert_every
         self.ttl = ttl
         self.workers = workers
         self.watch_concurrency = watch_concurrency
@@ -294,6 +298,7 @@ class SchedulerService:
         self._scheduler: BackgroundScheduler | None = None
         self._jobs_db: Store | None = None
         self._watcher: Watcher | None = None
+        self._oncall: OnCall | None = None
         self._lock = threading.RLock()
         self._wait_on_stop = False
         self._warned_fleet = False
@@ -401,6 +406,7 @@ class SchedulerService:
             )
             scheduler.add_listener(self._on_missed, EVENT_JOB_MISSED)
             watcher = None
+            oncall: OnCall | None = None
             try:
                 scheduler.start(paused=True)
                 self._sync(scheduler)
@@ -415,15 +421,23 @@ class SchedulerService:
                     _add_internal(scheduler, watcher.tick, "watch", self.watch_every, now)
                 if self.sweep_every is not None:
                     _add_internal(scheduler, self.sweep_fleet, "fleet-sweep", self.sweep_every, now)
+                if self.alert_every is not None:
+                    from opsctl.oncall import OnCall
+
+                    oncall = OnCall(self.store, self.loaded, clock=self.clock)
+                    _add_internal(scheduler, self.run_oncall, "oncall", self.alert_every, now)
                 scheduler.resume()
             except BaseException:
                 if scheduler.running:
                     scheduler.shutdown(wait=False)
                 if watcher is not None:
                     watcher.close()
+                if oncall is not None:
+                    oncall.close(timeout=0)
                 jobs_db.close()
                 raise
             self._scheduler, self._jobs_db, self._watcher = scheduler, jobs_db, watcher
+            self._oncall = oncall
         log.info(
             "%s leads the scheduler: %d schedules",
             self.holder,
@@ -532,6 +546,20 @@ class SchedulerService:
             log.exception("fleet sweep failed")
             return None
 
+    def run_oncall(self) -> PassResult | None:
+        """The ``oncall`` job: evaluate the alerts, send and escalate notifications, open
+        incidents and warn of SLA clocks running out (``opsctl.oncall``). Return what the pass
+        did; None if it failed (logged) or this process does not lead."""
+        with self._lock:
+            oncall = self._oncall
+        if oncall is None:
+            return None
+        try:
+            return oncall.run()
+        except Exception:
+            log.exception("on-call pass failed")
+            return None
+
     def _step_down(self) -> None:
         """Called when the lease is lost or given up: stop the scheduler. Running jobs are not
         killed; they finish (waited for only when the server stops with ``wait``)."""
@@ -539,7 +567,8 @@ class SchedulerService:
 
         with self._lock:
             scheduler, watcher, jobs_db = self._scheduler, self._watcher, self._jobs_db
-            self._scheduler = self._watcher = self._jobs_db = None
+            oncall = self._oncall
+            self._scheduler = self._watcher = self._jobs_db = self._oncall = None
         wait = self._wait_on_stop
         if scheduler is not None:
             try:
@@ -548,6 +577,8 @@ class SchedulerService:
                 pass
         if watcher is not None:
             watcher.close(wait=wait)
+        if oncall is not None:
+            oncall.close(timeout=10.0 if wait else 0.0)
         if jobs_db is not None:
             jobs_db.close()
         log.info("%s no longer leads the scheduler", self.holder)
