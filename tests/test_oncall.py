@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
+from notify_receivers import RobotServer
 
 from opsctl.alerts import acknowledge, alerts
 from opsctl.incidents import get, incidents
@@ -23,7 +24,6 @@ from opsctl.oncall import OnCall, notifications
 from opsctl.runner import run_into_store
 from opsctl.sla import verdict
 from opsctl.store import Store
-from notify_receivers import RobotServer
 
 CST = ZoneInfo("Asia/Shanghai")
 
@@ -175,9 +175,10 @@ def test_a_failing_check_reaches_the_robots_escalates_and_is_judged_on_the_sla(
         assert one_pass(oncall, T0 + timedelta(minutes=9)) == []
         assert one_pass(oncall, T0 + timedelta(minutes=10)) == [("escalation", 1)]
         assert mentioned(robots)[-1] == ["13800000001", "13800000002"]
-        assert "升级：10 分钟无人确认，已通知 B 岗" in robots.bodies("wecom")[-2]["markdown"][
-            "content"
-        ]
+        assert (
+            "升级：10 分钟无人确认，已通知 B 岗"
+            in robots.bodies("wecom")[-2]["markdown"]["content"]
+        )
         assert one_pass(oncall, T0 + timedelta(minutes=20)) == [("escalation", 2)]
         assert mentioned(robots)[-1] == ["13800000001", "13800000002", "13700000003"]
         assert one_pass(oncall, T0 + timedelta(minutes=30)) == []
@@ -199,9 +200,10 @@ def test_a_failing_check_reaches_the_robots_escalates_and_is_judged_on_the_sla(
         holiday = datetime(2026, 10, 3, 10, 0, tzinfo=CST)
         assert one_pass(oncall, holiday) == [("renotify", 2)]
         assert mentioned(robots)[-1] == ["13800000004", "13800000001", "13700000003"]
-        assert "重复提醒：已持续 63 小时 30 分钟，尚无人确认" in robots.bodies("wecom")[-2][
-            "markdown"
-        ]["content"]
+        assert (
+            "重复提醒：已持续 63 小时 30 分钟，尚无人确认"
+            in robots.bodies("wecom")[-2]["markdown"]["content"]
+        )
 
         # 15 minutes before the response is due, the people on duty of Thursday 8 October
         # (李工 and 张工) are warned, once.

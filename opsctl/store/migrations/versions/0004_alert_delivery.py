@@ -25,9 +25,7 @@ TIMESTAMP = sa.DateTime(timezone=True)
 def upgrade() -> None:
     with op.batch_alter_table("alerts") as batch:
         batch.add_column(sa.Column("announced", TIMESTAMP, nullable=True))
-    op.execute(
-        "UPDATE alerts SET announced = opened WHERE notifications > 0 AND silenced IS NULL"
-    )
+    op.execute("UPDATE alerts SET announced = opened WHERE notifications > 0 AND silenced IS NULL")
     with op.batch_alter_table("notifications") as batch:
         batch.add_column(sa.Column("incident_id", IDENTIFIER, nullable=True))
         batch.add_column(sa.Column("site", sa.String(), nullable=True))
