@@ -102,6 +102,7 @@ def finished_runs(store: Store, schedule: str | None = None) -> list[jobs.JobRun
 def service(url: str, loaded: LoadedInventory, holder: str, **options: object) -> SchedulerService:
     options.setdefault("watch_every", None)
     options.setdefault("sweep_every", None)
+    options.setdefault("alert_every", None)
     return SchedulerService(url, loaded, holder, **options)  # type: ignore[arg-type]
 
 
@@ -913,3 +914,42 @@ def test_the_fleet_sweep_judges_silent_devices_on_the_server_s_clock(
         assert found is not None and found.status == "offline"
     finally:
         server.stop()
+
+
+def test_the_leader_runs_the_on_call_pass(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from notify_receivers import RobotServer
+    from tests_support_alerts import record
+
+    from opsctl.alerts import alerts
+    from opsctl.oncall import notifications
+
+    with RobotServer() as robots:
+        monkeypatch.setenv("T_WH_SECRET", robots.webhook_secret)
+        loaded = write_inventory(
+            tmp_path,
+            f"""
+channels:
+  - {{name: itsm, type: webhook, url: "{robots.base_url}/hook", secret: "env:T_WH_SECRET"}}
+sites:
+  - name: clinic
+    alerts: {{channels: [itsm]}}
+    contacts: [{{name: 张工, role: A岗, phone: "13800000001"}}]
+""",
+        )
+        with Store.open(store_url) as opened:
+            record(opened, "clinic/app/http", State.CRITICAL, T0)
+        server = service(store_url, loaded, "a", alert_every=timedelta(seconds=1))
+        server.start()
+        try:
+            wait_for(lambda: robots.bodies("webhook"))
+            (body,) = robots.bodies("webhook")
+            assert body["check"] == "http" and body["state"] == "CRITICAL"
+            assert body["on_duty"] == [{"name": "张工"}]  # phones are not sent to a webhook
+            assert [a.check_id for a in alerts(server.store)] == ["clinic/app/http"]  # type: ignore[arg-type]
+            wait_for(lambda: notifications(server.store))  # type: ignore[arg-type]
+            (row,) = notifications(server.store)  # type: ignore[arg-type]
+            assert (row.channel, row.status, row.reason) == ("itsm", "sent", "problem")
+        finally:
+            server.stop()

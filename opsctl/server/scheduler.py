@@ -400,7 +400,7 @@ class SchedulerService:
                     "default": SQLAlchemyJobStore(engine=jobs_db.engine, tablename=JOB_TABLE),
                     "internal": MemoryJobStore(),
                 },
-                executors={"default": _Executor(self.workers), "internal": _Executor(2)},
+                executors={"default": _Executor(self.workers), "internal": _Executor(3)},
                 job_defaults={"coalesce": True, "max_instances": 1},
                 timezone=UTC,
             )
