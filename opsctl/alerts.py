@@ -15,7 +15,7 @@ within ``flap_window`` is flapping; its alert says so once and stays quiet until
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
@@ -119,7 +119,11 @@ def evaluate(
             if not raising and status.state_type == "hard" or status.state == State.OK:
                 alert.cleared = now
                 if alert.silenced is None and alert.notifications:
-                    notices.append(_notify(alert, "recovery", alert.escalation, now))
+                    notice = _notify(alert, "recovery", alert.escalation, now)
+                    # The recovery tells what the check says now; the alert keeps the problem.
+                    notices.append(
+                        replace(notice, alert=replace(notice.alert, summary=status.summary))
+                    )
                 continue
             if status.state_type == "hard" and status.state != alert.state:
                 alert.state = status.state

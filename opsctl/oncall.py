@@ -89,6 +89,7 @@ _WORDS: dict[str, dict[str, str]] = {
         "resolve": "解决",
         "opened": "开立 {at}，级别 {severity}",
         "hours": "{h} 小时 {m} 分钟",
+        "whole_hours": "{h} 小时",
         "minutes": "{m} 分钟",
     },
     "en": {
@@ -106,6 +107,7 @@ _WORDS: dict[str, dict[str, str]] = {
         "resolve": "resolution",
         "opened": "opened {at}, severity {severity}",
         "hours": "{h} h {m} min",
+        "whole_hours": "{h} h",
         "minutes": "{m} min",
     },
 }
@@ -123,7 +125,8 @@ def _span(amount: timedelta, lang: Lang) -> str:
     minutes = max(0, int(amount.total_seconds() // 60))
     words = _WORDS[lang]
     if minutes >= 60:
-        return words["hours"].format(h=minutes // 60, m=minutes % 60)
+        key = "hours" if minutes % 60 else "whole_hours"
+        return words[key].format(h=minutes // 60, m=minutes % 60)
     return words["minutes"].format(m=minutes)
 
 

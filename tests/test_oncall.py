@@ -244,6 +244,7 @@ def test_a_failing_check_reaches_the_robots_escalates_and_is_judged_on_the_sla(
         assert recovery[0]["markdown"]["content"].startswith(
             '**<font color="info">【恢复】zj app-01 data-disk</font>**'
         )
+        assert "> 摘要：OK - /data 41% used" in recovery[0]["markdown"]["content"]
         assert alerts(store) == []
     finally:
         oncall.close()
