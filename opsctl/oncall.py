@@ -11,7 +11,8 @@ One ``OnCall.run(now)``:
    on each of the site's channels. Level 0 rings duty A, level 1 (escalation) A and B, level 2
    A, B and the site's ``escalate_to`` contacts;
 4. warns the people on duty (A and B) once per clock when an open incident's SLA response or
-   resolution clock has at most the site's ``sla_warning`` left — before the breach.
+   resolution clock has at most the site's ``sla_warning`` left (or half the target, if that
+   is shorter) — before the breach.
 
 Sending is the dispatcher's (``opsctl.notify.Dispatcher``): queued, rate-limited, retried.
 Every final delivery is recorded in the store's ``notifications`` table (``opsctl notify
@@ -32,7 +33,7 @@ from sqlalchemy import select
 from opsctl.alerts import AlertRow, Notice, evaluate, link_incident
 from opsctl.calendar import UnknownYear
 from opsctl.contract import State, utc_now
-from opsctl.maintenance import Window, active
+from opsctl.maintenance import Window, active, occurrences
 from opsctl.notify.channels import ChannelConfig, Delivery
 from opsctl.notify.message import Lang, Message, title_for
 from opsctl.notify.queue import Dispatcher
@@ -264,7 +265,7 @@ class OnCall:
                 title=f"{alert.target} {check}: {alert.summary}",
                 description=f"alert #{alert.id} {alert.check_id}: {alert.summary}",
                 reporter="opsctl",
-                opened=min(alert.opened, now),
+                opened=self._clock_start(alert, now),
                 source="alert",
             )
         except IncidentError as error:
@@ -272,6 +273,25 @@ class OnCall:
             return None
         link_incident(self.store, alert.id, incident.id)
         return incident
+
+    def _clock_start(self, alert: AlertRow, now: datetime) -> datetime:
+        """When an incident opened from the alert starts its SLA clocks: when the problem
+        began, or, if it began inside a maintenance window, when the window closed."""
+        site = self._sites[alert.site]
+        start = min(alert.opened, now)
+        spans = sorted(
+            (
+                span
+                for window in site.maintenance
+                for span in occurrences(window, site.timezone, start, now)
+            ),
+            key=lambda span: span.start,
+        )
+        for span in spans:
+            scoped = Window(span.name, span.start, span.end, span.checks, site.name)
+            if scoped.covers(alert.check_id, start):
+                start = min(span.end, now)
+        return start
 
     def _send_notice(self, notice: Notice, now: datetime, incident: Incident | None) -> int:
         alert = notice.alert
@@ -367,9 +387,14 @@ class OnCall:
                 if kind == "respond" and incident.acknowledged is not None:
                     continue
                 try:
+                    target = site.sla.target(incident.severity, kind)
+                    if target is None:
+                        continue
+                    # A short target is warned of at half of it, not at once.
+                    soon = min(site.alerts.sla_warning, target / 2)
                     found = verdict(
                         site.sla, incident.severity, kind, incident.opened, None,
-                        max(now, incident.opened), soon=site.alerts.sla_warning,
+                        max(now, incident.opened), soon=soon,
                     )  # fmt: skip
                 except (SlaError, UnknownYear) as error:
                     log.warning("incident %d: no SLA clock: %s", incident.id, error)

@@ -261,3 +261,66 @@ def test_a_failing_check_reaches_the_robots_escalates_and_is_judged_on_the_sla(
     assert {row.incident_id for row in log if row.reason == "sla-respond"} == {incident.id}
     assert [i.id for i in incidents(store, open_only=True)] == [incident.id]
     json.dumps([row.to_dict() for row in log])  # the log is JSON-ready
+
+
+def test_a_problem_begun_in_maintenance_is_told_and_clocked_when_the_window_closes(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with RobotServer() as robots:
+        monkeypatch.setenv("T_WH_SECRET", robots.webhook_secret)
+        plugin = tmp_path / "check_data.sh"
+        plugin.write_text(PLUGIN)
+        (tmp_path / "state").write_text("critical")
+        path = tmp_path / "inventory.yaml"
+        path.write_text(
+            textwrap.dedent(
+                f"""\
+                channels:
+                  - {{name: itsm, type: webhook, url: "{robots.base_url}/hook",
+                     secret: "env:T_WH_SECRET"}}
+                sites:
+                  - name: zj
+                    sla: {{severities: {{critical: {{respond: 10m}}}}}}
+                    alerts: {{channels: [itsm], auto_incident: true}}
+                    maintenance:
+                      - {{name: 系统割接, start: "2026-11-21 22:00", end: "2026-11-22 02:00",
+                         checks: ["app-01/*"]}}
+                    hosts:
+                      - name: app-01
+                        address: 127.0.0.1
+                        transport: local
+                        checks:
+                          - {{kind: nagios, name: data-disk, command: ["/bin/sh", "{plugin}"]}}
+                """
+            ),
+            encoding="utf-8",
+        )
+        loaded = load(path)
+        oncall = OnCall(store, loaded)
+        try:
+            during = datetime(2026, 11, 21, 23, 0, tzinfo=CST)
+            check(store, loaded, during)
+            assert one_pass(oncall, during) == []
+            assert robots.bodies("webhook") == [] and incidents(store) == []
+            (alert,) = alerts(store)
+            assert alert.silenced == "系统割接"
+
+            closed = datetime(2026, 11, 22, 2, 0, tzinfo=CST)
+            check(store, loaded, closed)
+            assert one_pass(oncall, closed) == [("problem", 0)]
+            (body,) = robots.bodies("webhook")
+            assert body["state"] == "CRITICAL" and body["check"] == "data-disk"
+            (incident,) = incidents(store)
+            # The clock starts when the window closed, not when the problem began inside it.
+            assert incident.opened == closed
+            respond = verdict(
+                loaded.site("zj").sla, "critical", "respond", incident.opened, None, closed
+            )
+            assert respond.due == datetime(2026, 11, 22, 2, 10, tzinfo=CST)
+            # A 10-minute target is warned of at half of it, not at once (sla_warning is 15m).
+            assert oncall.run(closed + timedelta(minutes=4)).sla_warnings == []
+            assert oncall.run(closed + timedelta(minutes=5)).sla_warnings == [
+                (incident.id, "respond")
+            ]
+        finally:
+            oncall.close()
