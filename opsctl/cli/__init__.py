@@ -16,9 +16,12 @@ from opsctl.cli import (
     backup,
     check,
     db,
+    duty,
     fleet,
     incident,
     inventory,
+    maintenance,
+    notify,
     schedule,
     server,
     ssh,
@@ -38,9 +41,12 @@ app.add_typer(alert.app, name="alert")
 app.add_typer(backup.app, name="backup")
 app.add_typer(check.app, name="check")
 app.add_typer(db.app, name="db")
+app.add_typer(duty.app, name="duty")
 app.add_typer(fleet.app, name="fleet")
 app.add_typer(incident.app, name="incident")
 app.add_typer(inventory.app, name="inventory")
+app.add_typer(maintenance.app, name="maintenance")
+app.add_typer(notify.app, name="notify")
 app.add_typer(schedule.app, name="schedule")
 app.add_typer(ssh.app, name="ssh")
 app.add_typer(token.app, name="token")

@@ -271,11 +271,16 @@ def _fields(message: Message, lang: Lang) -> list[tuple[str, str]]:
         (labels["site"], message.site),
         (labels["target"], message.target),
         (labels["check"], message.check),
-        (labels["state"], state_label(message, lang)),
+        # A notice about nothing in particular (a test) has no state to show.
+        (labels["state"], "" if _stateless(message) else state_label(message, lang)),
         (since_label, format_since(message)),
         (labels["summary"], message.summary),
     ]
     return [(label, mask(value)) for label, value in rows if value]
+
+
+def _stateless(message: Message) -> bool:
+    return message.level == "notice" and message.state == State.OK and not message.check
 
 
 def _names(message: Message, lang: Lang) -> str:
