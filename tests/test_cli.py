@@ -266,3 +266,14 @@ def test_inventory_store_url_and_site_time_zone(tmp_path: Path) -> None:
     code, output = invoke("status", "-i", str(path))
     shown = since.astimezone(ZoneInfo("America/Los_Angeles")).strftime("%Y-%m-%d %H:%M:%S")
     assert shown in output.splitlines()[1]
+
+
+def test_plain_tables_align_chinese_text_by_display_width() -> None:
+    from opsctl.cli.common import plain_table
+
+    table = plain_table(["SITE", "WHO", "NOTE"], [["浙江药具", "张工", "x"], ["zj", "Li", "y"]])
+    first, second, third = table.splitlines()
+    # Each Chinese character is two columns wide: the third column starts at one display column.
+    assert first == "SITE      WHO   NOTE"
+    assert second == "浙江药具  张工  x"
+    assert third == "zj        Li    y"

@@ -151,14 +151,19 @@ def local_time(value: datetime | None, tz: str) -> str:
 
 
 def plain_table(headers: list[str], rows: list[list[str]]) -> str:
-    """Given headers and rows of text, return a plain aligned table (stable for scripts)."""
-    widths = [len(h) for h in headers]
+    """Given headers and rows of text, return a plain aligned table (stable for scripts).
+    Columns are aligned by display width: a Chinese character takes two columns."""
+    from rich.cells import cell_len
+
+    widths = [cell_len(h) for h in headers]
     for row in rows:
         for index, cell in enumerate(row[:-1]):
-            widths[index] = max(widths[index], len(cell))
+            widths[index] = max(widths[index], cell_len(cell))
     lines = []
     for row in [headers, *rows]:
-        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])] + [row[-1]]
+        cells = [cell + " " * (widths[i] - cell_len(cell)) for i, cell in enumerate(row[:-1])] + [
+            row[-1]
+        ]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
 
