@@ -787,8 +787,13 @@ def _channels(inventory: Inventory, error_at: Any, *, check_secrets: bool) -> di
                         _channel_fields(raw)
                     )
                 elif problem["type"] == "union_tag_invalid":
-                    message = "unknown type; expected wecom, dingtalk, feishu, email or webhook"
+                    where = (*loc, "type")
+                    message = (
+                        f"unknown type {problem.get('ctx', {}).get('tag')!r}; "
+                        "expected wecom, dingtalk, feishu, email or webhook"
+                    )
                 elif problem["type"] == "union_tag_not_found":
+                    where = (*loc, "type")
                     message = "required: type (wecom, dingtalk, feishu, email or webhook)"
                 error_at(where, message)
             continue
@@ -904,8 +909,21 @@ def _roster(site: Site, site_file: Path, loc: tuple, error_at: Any) -> Any:
         )
     except RosterError as error:
         for problem in error.problems:
-            error_at(loc, problem.removeprefix("duty: ").removeprefix("duty "))
+            where, message = _roster_field(problem)
+            error_at((*loc, *where), message)
         return None
+
+
+def _roster_field(problem: str) -> tuple[tuple[str | int, ...], str]:
+    """Given a problem of a roster read from the inventory (``duty weekly.tue: ...``), return
+    the location inside ``duty`` it names (``("weekly", "tue")``) and the rest of it, so that
+    the error carries the line of that key. A problem of the whole roster, or of a CSV file
+    (which names its own file and line), has no location."""
+    if not problem.startswith("duty ") or ": " not in problem:
+        return (), problem.removeprefix("duty: ")
+    field, _, message = problem.removeprefix("duty ").partition(": ")
+    parts = re.findall(r"([^.\[\]]+)|\[(\d+)\]", field)
+    return tuple(int(index) if index else name for name, index in parts), message
 
 
 def _sorted(errors: list[InventoryError]) -> list[InventoryError]:

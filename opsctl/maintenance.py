@@ -129,7 +129,7 @@ class Maintenance(BaseModel):
                 raise PydanticCustomError(
                     "maintenance", "a one-off window takes start and end, not duration or at"
                 )
-            if _comparable(self.end) <= _comparable(self.start):
+            if not _in_order(self.start, self.end):
                 raise PydanticCustomError("maintenance", "end must be later than start")
             return self
         if self.duration is None:
@@ -150,14 +150,13 @@ class Maintenance(BaseModel):
         return self
 
 
-def _comparable(value: datetime) -> datetime:
-    """A naive and an aware datetime cannot be compared; both sides of one window share one
-    kind unless mixed, so compare the wall clocks."""
-    return (
-        value.replace(tzinfo=None)
-        if value.tzinfo is None
-        else value.astimezone(UTC).replace(tzinfo=None)
-    )
+def _in_order(start: datetime, end: datetime) -> bool:
+    """True if ``end`` is later than ``start``. The site's zone, which a time written without
+    an offset is in, is not known here: when only one side has an offset, compare the wall
+    clocks as written."""
+    if (start.tzinfo is None) != (end.tzinfo is None):
+        return end.replace(tzinfo=None) > start.replace(tzinfo=None)
+    return end > start
 
 
 def _utc(value: datetime, zone: ZoneInfo) -> datetime:
