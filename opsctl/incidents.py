@@ -14,13 +14,15 @@ opened.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Literal
 
 from sqlalchemy import select
 
+from opsctl.calendar import UnknownYear
 from opsctl.contract import utc_now
 from opsctl.masking import mask
-from opsctl.sla import SEVERITIES
+from opsctl.sla import SEVERITIES, Kind, SlaError, SlaPolicy, due, verdict
 from opsctl.store import Store
 from opsctl.store.models import AlertModel, IncidentModel, IncidentNoteModel
 
@@ -64,6 +66,69 @@ class Incident:
     @property
     def is_open(self) -> bool:
         return self.resolved is None
+
+
+ClockState = Literal[
+    "met", "breached", "running", "breaching soon", "not opened yet", "not recorded", "unknown"
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Clock:
+    """How one SLA clock of an incident stands at the moment judged.
+
+    ``state`` is a verdict's (``met``, ``breached``, ``running``, ``breaching soon``), or
+    ``not opened yet`` (the incident was opened after that moment), ``not recorded`` (the
+    on-site clock: opsctl records no arrival, so only its due time is known) or ``unknown``
+    (``reason`` says why). ``due`` is None only when it could not be computed.
+    """
+
+    due: datetime | None
+    state: ClockState
+    remaining: timedelta | None = None
+    overdue: timedelta | None = None
+    reason: str | None = None
+
+
+SLA_KINDS: tuple[Kind, ...] = ("respond", "resolve", "onsite")
+
+
+def sla_clock(
+    policy: SlaPolicy, incident: Incident, kind: Kind, now: datetime, soon: timedelta
+) -> Clock | None:
+    """Given a site's policy, an incident, a kind (respond, resolve, onsite), the moment to
+    judge at and the breaching-soon margin, return the clock, or None if the policy sets no
+    such target for the incident's severity. Never raises for the holiday calendar's limits:
+    a year it does not know makes the clock ``unknown``."""
+    deadline: datetime | None = None
+    try:
+        deadline = due(policy, incident.severity, kind, incident.opened)
+        if deadline is None:
+            return None
+        if kind == "onsite":
+            return Clock(deadline, "not recorded")
+        if now < incident.opened:
+            return Clock(deadline, "not opened yet")
+        done = incident.acknowledged if kind == "respond" else incident.resolved
+        if done is not None and done > now:
+            done = None
+        found = verdict(policy, incident.severity, kind, incident.opened, done, now, soon=soon)
+    except UnknownYear as error:
+        return Clock(deadline, "unknown", reason=f"holiday calendar has no data for {error.year}")
+    except SlaError as error:
+        return Clock(deadline, "unknown", reason=str(error))
+    if found is None:  # not so: the target exists, so there is a verdict
+        return None
+    return Clock(found.due, found.state, found.remaining, found.overdue)
+
+
+def sla_clocks(
+    policy: SlaPolicy, incident: Incident, now: datetime, soon: timedelta = timedelta(minutes=30)
+) -> dict[str, Clock | None]:
+    """Given a site's policy, an incident, the moment to judge at and the breaching-soon
+    margin, return its respond, resolve and onsite clocks (None where the policy sets no
+    target for the incident's severity)."""
+    return {kind: sla_clock(policy, incident, kind, now, soon) for kind in SLA_KINDS}
 
 
 def open_incident(

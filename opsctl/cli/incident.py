@@ -8,10 +8,9 @@ yet. ``list --breaching`` is a monitoring check over the open incidents.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -30,9 +29,8 @@ from opsctl.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from opsctl.incidents import Incident
+    from opsctl.incidents import Clock, Incident
     from opsctl.inventory import LoadedInventory, Site
-    from opsctl.sla import Kind, SlaPolicy
 
 app = typer.Typer(help="The incident log the SLA is judged on.", no_args_is_help=True)
 
@@ -217,71 +215,16 @@ def resolve_(
 # --------------------------------------------------------------------------- SLA clocks
 
 
-ClockState = Literal[
-    "met", "breached", "running", "breaching soon", "not opened yet", "not recorded", "unknown"
-]
-
-
-@dataclass(frozen=True, slots=True)
-class Clock:
-    """How one SLA clock of an incident stands at the moment judged.
-
-    ``state`` is a verdict's (``met``, ``breached``, ``running``, ``breaching soon``), or
-    ``not opened yet`` (the incident was opened after that moment), ``not recorded`` (the
-    on-site clock: opsctl records no arrival, so only its due time is known) or ``unknown``
-    (``reason`` says why). ``due`` is None only when it could not be computed.
-    """
-
-    due: datetime | None
-    state: ClockState
-    remaining: timedelta | None = None
-    overdue: timedelta | None = None
-    reason: str | None = None
-
-
-_KINDS: tuple[Kind, ...] = ("respond", "resolve", "onsite")
-
-
-def _judge(
-    policy: SlaPolicy, incident: Incident, kind: Kind, now: datetime, soon: timedelta
-) -> Clock | None:
-    """Given a site's policy, an incident, a kind (respond, resolve, onsite), the moment to
-    judge at and the breaching-soon margin, return the clock, or None if the policy sets no
-    such target for the incident's severity. Never raises for the holiday calendar's limits:
-    a year it does not know makes the clock ``unknown``."""
-    from opsctl.calendar import UnknownYear
-    from opsctl.sla import SlaError, due, verdict
-
-    deadline: datetime | None = None
-    try:
-        deadline = due(policy, incident.severity, kind, incident.opened)
-        if deadline is None:
-            return None
-        if kind == "onsite":
-            return Clock(deadline, "not recorded")
-        if now < incident.opened:
-            return Clock(deadline, "not opened yet")
-        done = incident.acknowledged if kind == "respond" else incident.resolved
-        if done is not None and done > now:
-            done = None
-        found = verdict(policy, incident.severity, kind, incident.opened, done, now, soon=soon)
-    except UnknownYear as error:
-        return Clock(deadline, "unknown", reason=f"holiday calendar has no data for {error.year}")
-    except SlaError as error:
-        return Clock(deadline, "unknown", reason=str(error))
-    if found is None:  # not so: the target exists, so there is a verdict
-        return None
-    return Clock(found.due, found.state, found.remaining, found.overdue)
-
-
 def _clocks(
     site: Site | None, incident: Incident, now: datetime, soon: timedelta
 ) -> dict[str, Clock | None] | None:
     """Return the incident's respond, resolve and onsite clocks on its site's SLA, or None
     when there is no site (no inventory) or the site has no SLA."""
+    from opsctl.incidents import sla_clocks
+
     if site is None or site.sla is None:
         return None
-    return {kind: _judge(site.sla, incident, kind, now, soon) for kind in _KINDS}
+    return sla_clocks(site.sla, incident, now, soon)
 
 
 def _span(value: timedelta | None) -> str:
