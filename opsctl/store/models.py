@@ -5,6 +5,8 @@ One schema for SQLite and PostgreSQL:
 - ``check_results``: every result a check produced (the raw history).
 - ``metric_samples``: the numbers of each result, one row per metric (rolled up later), and
   the samples agents push (those have no result).
+- ``metric_rollups``: each series' samples summed up per UTC hour and per UTC day (count, min,
+  max, sum and the last value), what reports over long periods read.
 - ``check_status``: one row per check, its current state (what ``status`` and ``problems`` read).
 - ``state_changes``: one row per flip of a check's state (healthchecks' ``Flip``).
 - ``api_tokens``: the server's bearer tokens, hashed, each scoped to one agent or one vendor.
@@ -50,7 +52,7 @@ from opsctl.contract import State
 
 #: The head revision of ``migrations/versions``. Opening a store whose ``alembic_version``
 #: already says this skips alembic entirely (a test keeps the two equal).
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 
 # Named constraints, so that a later migration can drop or alter them by name on both engines
 # (SQLite batch migrations need the names; PostgreSQL would otherwise invent its own).
@@ -179,6 +181,38 @@ class SampleModel(Base):
         Index(None, "check_id", "name", "at"),
         # A foreign key without an index makes every cascaded delete scan the whole table.
         Index(None, "result_id"),
+    )
+
+
+class RollupModel(Base):
+    """The samples of one series (check, metric name and labels) in one UTC hour or UTC day:
+    how many, their min, max and sum, and the value of the latest one."""
+
+    __tablename__ = "metric_rollups"
+
+    check_id: Mapped[str] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(primary_key=True)
+    # The labels as sorted, compact JSON text: one series per distinct label set, and a key
+    # that compares equal on both engines (JSON columns do not, on SQLite).
+    labels_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    labels: Mapped[dict[str, Any]]
+    unit: Mapped[str]  # the latest sample's
+    resolution: Mapped[str] = mapped_column(String(4), primary_key=True)  # hour | day
+    bucket: Mapped[datetime] = mapped_column(primary_key=True)  # UTC start of the hour or day
+    count: Mapped[int] = mapped_column(Integer)
+    min: Mapped[float]
+    max: Mapped[float]
+    sum: Mapped[float]
+    last: Mapped[float]
+    last_at: Mapped[datetime]
+
+    __table_args__ = (
+        CheckConstraint("resolution IN ('hour', 'day')", name="resolution"),
+        CheckConstraint("count > 0", name="count"),
+        # A series over a period, whatever its labels.
+        Index(None, "check_id", "name", "resolution", "bucket"),
+        # The watermark (the latest bucket rolled up), read on every run of the rollup.
+        Index(None, "resolution", "bucket"),
     )
 
 
