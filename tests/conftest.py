@@ -108,3 +108,20 @@ from sshd_fixtures import (  # noqa: E402, F401
     sshd,
     sshd_factory,
 )
+
+
+@pytest.fixture
+def robots(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """The WeCom, DingTalk and Feishu robots' and the webhook's receiver on 127.0.0.1
+    (tests/notify_receivers.py), with their secrets in the environment as T_* variables."""
+    from notify_receivers import RobotServer
+
+    server = RobotServer()
+    monkeypatch.setenv("T_WECOM_KEY", server.wecom_key)
+    monkeypatch.setenv("T_DT_TOKEN", server.dingtalk_token)
+    monkeypatch.setenv("T_DT_SECRET", server.dingtalk_secret)
+    monkeypatch.setenv("T_FS_HOOK", server.feishu_hook)
+    monkeypatch.setenv("T_FS_SECRET", server.feishu_secret)
+    monkeypatch.setenv("T_WH_SECRET", server.webhook_secret)
+    with server:
+        yield server

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import socket
 import textwrap
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -59,14 +58,6 @@ CST = ZoneInfo("Asia/Shanghai")
 #: Wednesday 30 September 2026, 18:30: after the 18:00 cut-off, on the eve of National Day.
 EVE = datetime(2026, 9, 30, 18, 30, tzinfo=CST)
 CHECK = "zj/app-01/data-disk"
-
-
-@pytest.fixture
-def robots(monkeypatch: pytest.MonkeyPatch) -> Iterator[RobotServer]:
-    server = RobotServer()
-    monkeypatch.setenv("T_WECOM_KEY", server.wecom_key)
-    with server:
-        yield server
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import socket
 import textwrap
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -34,18 +33,6 @@ TEST_MARKDOWN = (
     "> 这是通道 ops-wecom 的测试消息，无需处理。\n"
     "> 使用该通道的站点：zj"
 )
-
-
-@pytest.fixture
-def robots(monkeypatch: pytest.MonkeyPatch) -> Iterator[RobotServer]:
-    """The robots' receiver, with their secrets in the environment as T_* variables."""
-    server = RobotServer()
-    monkeypatch.setenv("T_WECOM_KEY", server.wecom_key)
-    monkeypatch.setenv("T_DT_TOKEN", server.dingtalk_token)
-    monkeypatch.setenv("T_DT_SECRET", server.dingtalk_secret)
-    monkeypatch.setenv("T_WH_SECRET", server.webhook_secret)
-    with server:
-        yield server
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -122,20 +121,6 @@ class FakeClock:
         with self._lock:
             self.sleeps.append(round(seconds, 3))
             self.now += seconds
-
-
-@pytest.fixture
-def robots(monkeypatch: pytest.MonkeyPatch) -> Iterator[RobotServer]:
-    """The robots' receiver, with their secrets in the environment as T_* variables."""
-    server = RobotServer()
-    monkeypatch.setenv("T_WECOM_KEY", server.wecom_key)
-    monkeypatch.setenv("T_DT_TOKEN", server.dingtalk_token)
-    monkeypatch.setenv("T_DT_SECRET", server.dingtalk_secret)
-    monkeypatch.setenv("T_FS_HOOK", server.feishu_hook)
-    monkeypatch.setenv("T_FS_SECRET", server.feishu_secret)
-    monkeypatch.setenv("T_WH_SECRET", server.webhook_secret)
-    with server:
-        yield server
 
 
 def wecom(robots: RobotServer, **changes: object) -> WeComRobot:

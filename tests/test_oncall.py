@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import textwrap
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -88,16 +87,6 @@ def inventory_text(base_url: str, plugin: Path) -> str:
                     max_attempts: 1
         """
     )
-
-
-@pytest.fixture
-def robots(monkeypatch: pytest.MonkeyPatch) -> Iterator[RobotServer]:
-    server = RobotServer()
-    monkeypatch.setenv("T_WECOM_KEY", server.wecom_key)
-    monkeypatch.setenv("T_DT_TOKEN", server.dingtalk_token)
-    monkeypatch.setenv("T_DT_SECRET", server.dingtalk_secret)
-    with server:
-        yield server
 
 
 @pytest.fixture

@@ -105,6 +105,20 @@ def _error_dict(error: Any) -> dict[str, Any]:
     return {"file": error.file, "line": error.line, "path": error.path, "message": error.message}
 
 
+def chosen_sites(loaded: LoadedInventory, site: str | None, inventory: Path) -> list[Any]:
+    """Given a loaded inventory, the ``--site`` option and the inventory's path, return that
+    site alone, or every site when no ``--site`` was given. Raise Exit (bad input) naming the
+    sites there are if it is unknown."""
+    sites = loaded.inventory.sites
+    if site is None:
+        return list(sites)
+    chosen = loaded.site(site)
+    if chosen is None:
+        known = ", ".join(s.name for s in sites) or "none"
+        raise fail(f"--site: no site named {site!r} in {inventory} (sites: {known})")
+    return [chosen]
+
+
 def store_url(ctx: typer.Context, loaded: LoadedInventory | None = None) -> str:
     """Return the store URL: --db / OPSCTL_DB, else the inventory's store.url (a relative
     SQLite path is taken relative to the inventory file), else the per-user default.

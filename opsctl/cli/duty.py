@@ -11,6 +11,7 @@ from opsctl.cli.common import (
     EXIT_UNKNOWN,
     InventoryOption,
     JsonOption,
+    chosen_sites,
     emit_json,
     fail,
     load_inventory,
@@ -117,14 +118,8 @@ def show(
 
     first = parse_day(day, "--date") if day is not None else None
     loaded = load_inventory(inventory, as_json=as_json)
-    sites = loaded.inventory.sites
-    if site is not None:
-        chosen = loaded.site(site)
-        if chosen is None:
-            known = ", ".join(s.name for s in sites) or "none"
-            raise fail(f"--site: no site named {site!r} in {inventory} (sites: {known})")
-        sites = [chosen]
-    else:
+    sites = chosen_sites(loaded, site, inventory)
+    if site is None:
         sites = [s for s in sites if s.name in loaded.rosters]
         if not sites:
             message = f"no site in {inventory} has a duty roster (give a site one under duty:)"

@@ -10,8 +10,8 @@ import typer
 from opsctl.cli.common import (
     InventoryOption,
     JsonOption,
+    chosen_sites,
     emit_json,
-    fail,
     load_inventory,
     print_table,
 )
@@ -44,13 +44,7 @@ def list_(
 
     first = parse_day(start, "--from") if start is not None else None
     loaded = load_inventory(inventory, as_json=as_json)
-    sites = loaded.inventory.sites
-    if site is not None:
-        chosen = loaded.site(site)
-        if chosen is None:
-            known = ", ".join(s.name for s in sites) or "none"
-            raise fail(f"--site: no site named {site!r} in {inventory} (sites: {known})")
-        sites = [chosen]
+    sites = chosen_sites(loaded, site, inventory)
 
     now = utc_now()
     found: list[tuple[datetime, str, str, dict[str, Any]]] = []
