@@ -26,6 +26,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -300,14 +301,9 @@ class OnCall:
             return 0
         people = self.on_duty(site, now, notice.level)
         meta = Meta(site.name, notice.reason, alert.id, incident.id if incident else None)
-        queued = 0
-        for name in site.alerts.channels:
-            channel = self.loaded.channels.get(name)
-            if channel is None:
-                continue
-            message = self.alert_message(notice, site, people, now, incident, channel.lang)
-            queued += self._queue(channel, message, meta)
-        return queued
+        return self._broadcast(
+            site, meta, lambda lang: self.alert_message(notice, site, people, now, incident, lang)
+        )
 
     def alert_message(
         self,
@@ -405,14 +401,8 @@ class OnCall:
                     continue
                 people = self.on_duty(site, now, 1)
                 meta = Meta(site.name, f"sla-{kind}", None, incident.id)
-                queued = 0
-                for name in site.alerts.channels:
-                    channel = self.loaded.channels.get(name)
-                    if channel is not None:
-                        message = self.sla_message(
-                            incident, site, kind, found, people, channel.lang
-                        )
-                        queued += self._queue(channel, message, meta)
+                build = partial(self.sla_message, incident, site, kind, found, people)
+                queued = self._broadcast(site, meta, build)
                 sent.append((incident.id, kind, queued))
         return sent
 
@@ -457,6 +447,16 @@ class OnCall:
         )
 
     # ------------------------------------------------------------------ delivery
+
+    def _broadcast(self, site: Site, meta: Meta, build: Callable[[Lang], Message]) -> int:
+        """Queue a message on each of the site's channels, built in the channel's language;
+        return how many were queued."""
+        queued = 0
+        for name in site.alerts.channels:
+            channel = self.loaded.channels.get(name)
+            if channel is not None:
+                queued += self._queue(channel, build(channel.lang), meta)
+        return queued
 
     def _queue(self, channel: ChannelConfig, message: Message, meta: Meta) -> int:
         with self._lock:
